@@ -112,7 +112,11 @@ function bigintToLong(v: bigint, unsigned: boolean): Long {
   return Long.fromString(v.toString(), unsigned);
 }
 
-function toWire(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+/** Lets a writer substitute tensors (e.g. point them at external data) without touching the model. */
+export type TensorMapper = (t: TensorProto) => TensorProto;
+
+function toWire(type: protobuf.Type, input: Record<string, unknown>, mapTensor?: TensorMapper): Record<string, unknown> {
+  const obj = mapTensor && type === TensorType ? (mapTensor(input as unknown as TensorProto) as unknown as Record<string, unknown>) : input;
   const out: Record<string, unknown> = {};
   for (const f of planOf(type)) {
     const value = obj[f.name];
@@ -120,10 +124,10 @@ function toWire(type: protobuf.Type, obj: Record<string, unknown>): Record<strin
     if (f.repeated) {
       const arr = value as unknown[];
       if (arr.length === 0) continue;
-      if (f.kind === 'message') out[f.name] = arr.map((m) => toWire(f.type!, m as Record<string, unknown>));
+      if (f.kind === 'message') out[f.name] = arr.map((m) => toWire(f.type!, m as Record<string, unknown>, mapTensor));
       else if (f.kind === 'bigint') out[f.name] = arr.map((v) => bigintToLong(BigInt(v as bigint), f.unsigned));
       else out[f.name] = arr;
-    } else if (f.kind === 'message') out[f.name] = toWire(f.type!, value as Record<string, unknown>);
+    } else if (f.kind === 'message') out[f.name] = toWire(f.type!, value as Record<string, unknown>, mapTensor);
     else if (f.kind === 'bigint') out[f.name] = bigintToLong(BigInt(value as bigint), f.unsigned);
     else out[f.name] = value;
   }
@@ -140,8 +144,8 @@ function decodeWith<T>(type: protobuf.Type, bytes: Uint8Array, what: string): T 
   return fromWire(type, wire as unknown as Record<string, unknown>, type.name) as T;
 }
 
-function encodeWith(type: protobuf.Type, obj: object): Uint8Array {
-  const wire = toWire(type, obj as Record<string, unknown>);
+function encodeWith(type: protobuf.Type, obj: object, mapTensor?: TensorMapper): Uint8Array {
+  const wire = toWire(type, obj as Record<string, unknown>, mapTensor);
   try {
     return type.encode(wire).finish();
   } catch (e) {
@@ -153,8 +157,8 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
   return decodeWith<ModelProto>(ModelType, bytes, 'model');
 }
 
-export function encodeModel(model: ModelProto): Uint8Array {
-  return encodeWith(ModelType, model);
+export function encodeModel(model: ModelProto, mapTensor?: TensorMapper): Uint8Array {
+  return encodeWith(ModelType, model, mapTensor);
 }
 
 export function decodeTensor(bytes: Uint8Array): TensorProto {
