@@ -86,6 +86,21 @@ export class OnnxModel {
     }
   }
 
+  /** Byte length of a tensor's raw data without reading it; undefined for typed-field tensors. */
+  rawByteLength(t: TensorProto): number | undefined {
+    if (!isExternal(t)) return t.rawData?.length;
+    const ref = externalRef(t, this.source);
+    if (ref.length !== undefined) return ref.length;
+    const file = this.externalPath(ref.location, t);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      throw new ModelError(`${this.source}: external data file ${file} for tensor '${t.name}' cannot be opened`);
+    }
+    return Math.max(0, size - ref.offset);
+  }
+
   /** Absolute path of an external-data location, refusing locations that leave the model's directory. */
   externalPath(location: string, t?: TensorProto): string {
     if (!this.baseDir) {

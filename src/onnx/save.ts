@@ -1,7 +1,7 @@
 // Writing a model: inline, or with its large initializers in one `<file>_data` file (the layout transformers.js
 // and onnx's own save_model(save_as_external_data=True) produce). Weights are streamed from wherever they live,
 // so re-saving a model larger than memory needs only a chunk of it at a time.
-import { closeSync, openSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { encodeModel, PROTOBUF_LIMIT_BYTES } from './codec.js';
 import { externalRef, isExternal, ModelError, type OnnxModel, readFully } from './model.js';
@@ -32,13 +32,6 @@ const ALIGN_THRESHOLD = 1 << 20;
 const PAGE = 4096;
 const CHUNK = 16 << 20;
 
-/** Byte length of a tensor's raw data without reading it; undefined for typed-field tensors. */
-export function rawByteLength(model: OnnxModel, t: TensorProto): number | undefined {
-  if (!isExternal(t)) return t.rawData?.length;
-  const ref = externalRef(t, model.source);
-  return ref.length ?? statSync(model.externalPath(ref.location, t)).size - ref.offset;
-}
-
 function* initializersOf(g: GraphProto): Generator<TensorProto> {
   yield* g.initializer;
   for (const n of g.node) {
@@ -57,7 +50,7 @@ function copyRawBytes(model: OnnxModel, t: TensorProto, fd: number, position: nu
     return;
   }
   const ref = externalRef(t, model.source);
-  const length = rawByteLength(model, t)!;
+  const length = model.rawByteLength(t)!;
   const src = openSync(model.externalPath(ref.location, t), 'r');
   try {
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(length, 1)));
@@ -87,7 +80,7 @@ function sameFile(a: string, b: string): boolean {
 
 function wouldExceedLimit(model: OnnxModel): boolean {
   let total = 0;
-  for (const t of model.tensors()) total += rawByteLength(model, t) ?? 0;
+  for (const t of model.tensors()) total += model.rawByteLength(t) ?? 0;
   return total > PROTOBUF_LIMIT_BYTES * 0.95;
 }
 
@@ -110,11 +103,12 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
     let dataBytes = 0;
     let externalCount = 0;
     if (external) {
-      const fd = files.open(dataPath);
+      let fd: number | undefined; // opened on the first tensor, so no empty data file is left behind
       for (const t of initializersOf(model.graph)) {
-        const length = rawByteLength(model, t);
+        const length = model.rawByteLength(t);
         if (length === undefined || length < threshold || replaced.has(t)) continue;
         if (length >= ALIGN_THRESHOLD) dataBytes = Math.ceil(dataBytes / PAGE) * PAGE;
+        fd ??= files.open(dataPath);
         copyRawBytes(model, t, fd, dataBytes);
         replaced.set(t, pointAt(t, location, dataBytes, length));
         dataBytes += length;
@@ -134,7 +128,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
     return {
       path,
       bytes: bytes.length,
-      ...(external ? { externalData: { path: dataPath, bytes: dataBytes, tensors: externalCount } } : {}),
+      ...(externalCount > 0 ? { externalData: { path: dataPath, bytes: dataBytes, tensors: externalCount } } : {}),
     };
   } catch (e) {
     files.abort();

@@ -1,0 +1,50 @@
+// `onnx-compress convert IN OUT`: re-save a model, moving weights to or from external data.
+import type { Command } from 'commander';
+import { loadModel } from '../onnx/model.js';
+import { saveModel, type SaveReport } from '../onnx/save.js';
+import { emit, formatBytes } from './output.js';
+
+interface ConvertOptions {
+  externalData?: boolean;
+  inline?: boolean;
+  threshold?: string;
+  location?: string;
+  json?: boolean;
+}
+
+function parseThreshold(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--threshold must be a whole number of bytes, got '${value}'`);
+  return n;
+}
+
+export function registerConvert(program: Command): void {
+  program
+    .command('convert')
+    .description('re-save a model, moving weights to or from external data')
+    .argument('<in>', 'input .onnx file')
+    .argument('<out>', 'output .onnx file (never the input)')
+    .option('--external-data', 'store initializers of at least --threshold bytes in <out>_data')
+    .option('--inline', 'store every weight inside the .onnx file (protobuf caps it at 2 GiB)')
+    .option('--threshold <bytes>', 'smallest tensor moved to external data', '1024')
+    .option('--location <file>', 'external data file name, relative to <out>')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExamples:\n  onnx-compress convert model.onnx model-ext.onnx --external-data --threshold 4096\n  onnx-compress convert model-ext.onnx model-inline.onnx --inline')
+    .action((input: string, output: string, opts: ConvertOptions) => {
+      if (opts.externalData && opts.inline) throw new Error('choose one of --external-data and --inline');
+      const model = loadModel(input);
+      const report = saveModel(model, output, {
+        externalData: opts.externalData ? true : opts.inline ? false : undefined,
+        threshold: parseThreshold(opts.threshold),
+        location: opts.location,
+      });
+      emit(report, opts, formatConvert);
+    });
+}
+
+function formatConvert(r: SaveReport): string {
+  const lines = [`wrote ${r.path} (${formatBytes(r.bytes)})`];
+  if (r.externalData) lines.push(`wrote ${r.externalData.path} (${formatBytes(r.externalData.bytes)}, ${r.externalData.tensors} tensors)`);
+  return lines.join('\n');
+}

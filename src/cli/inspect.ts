@@ -1,0 +1,55 @@
+// `onnx-compress inspect MODEL`: what is in a model, without running it.
+import type { Command } from 'commander';
+import { loadModel } from '../onnx/model.js';
+import { summarize, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
+import { emit, formatBytes, table } from './output.js';
+
+export function registerInspect(program: Command): void {
+  program
+    .command('inspect')
+    .description('show a model: opsets, inputs/outputs, operators, parameters, external data, decoder dimensions')
+    .argument('<model>', '.onnx file')
+    .option('--top <n>', 'how many of the largest initializers to list', '10')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExample:\n  onnx-compress inspect models/tiny-llama/model.onnx --json')
+    .action((path: string, opts: { top: string; json?: boolean }) => {
+      const top = Number(opts.top);
+      if (!Number.isSafeInteger(top) || top < 0) throw new Error(`--top must be a whole number, got '${opts.top}'`);
+      emit(summarize(loadModel(path), top), opts, formatSummary);
+    });
+}
+
+function shape(v: ValueSummary): string {
+  return v.shape ? `[${v.shape.map((d) => d ?? '?').join(', ')}]` : '';
+}
+
+function formatSummary(s: ModelSummary): string {
+  const out: string[] = [];
+  out.push(`${s.file}: IR ${s.irVersion ?? '?'}, opsets ${s.opsets.map((o) => `${o.domain} ${o.version}`).join(', ')}${s.producer ? `, from ${s.producer}` : ''}`);
+  out.push('', 'inputs:', table(['name', 'dtype', 'shape'], s.inputs.map((v) => [v.name, v.dtype, shape(v)])));
+  out.push('', 'outputs:', table(['name', 'dtype', 'shape'], s.outputs.map((v) => [v.name, v.dtype, shape(v)])));
+  out.push('', `operators (${s.nodes} nodes):`, table(['op', 'count'], s.ops.map((o) => [o.op, o.count])));
+  out.push(
+    '',
+    `parameters: ${s.parameters.count.toLocaleString('en-US')} elements, ${formatBytes(s.parameters.bytes)}`,
+    table(['dtype', 'elements', 'bytes'], s.parameters.byDtype.map((d) => [d.dtype, d.count, formatBytes(d.bytes)])),
+  );
+  if (s.largest.length) {
+    out.push('', 'largest initializers:', table(['name', 'dtype', 'shape', 'bytes', 'where'], s.largest.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, formatBytes(t.bytes), t.external ? 'external' : 'inline'])));
+  }
+  if (s.externalData.length) {
+    out.push('', 'external data:', table(['file', 'tensors', 'bytes'], s.externalData.map((e) => [e.file, e.tensors, formatBytes(e.bytes)])));
+  }
+  if (s.decoder) {
+    const d = s.decoder;
+    const v = (x: number | null) => (x === null ? '?' : String(x));
+    out.push(
+      '',
+      `decoder language model (dimensions from ${d.source === 'config.json' ? d.configPath : 'the graph'}):`,
+      `  layers ${v(d.layers)}, attention heads ${v(d.attentionHeads)}, key/value heads ${v(d.kvHeads)}, head size ${v(d.headDim)}`,
+      `  hidden ${v(d.hidden)}, intermediate ${v(d.intermediate)}, vocabulary ${v(d.vocab)}${d.maxPositions ? `, max positions ${d.maxPositions}` : ''}`,
+      `  KV-cache inputs: ${d.kvCacheInputs.length ? `${d.kvCacheInputs.length} (${d.kvCacheInputs[0]} ...)` : 'none'}`,
+    );
+  }
+  return out.join('\n');
+}

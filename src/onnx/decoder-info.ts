@@ -1,0 +1,149 @@
+// Recognises a decoder language model and reads its dimensions. Exporters disagree on names (optimum's
+// `past_key_values.{i}.key`, older `past.{i}.key`, anonymous `onnx::MatMul_123` weights), so the figures come
+// from structure: the KV-cache inputs' shapes, the embedding Gather, and the shapes of projection weights.
+// A Hugging Face `config.json` beside the model (or one folder up, as in `onnx/model.onnx`) takes precedence.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { allNodes } from './graph.js';
+import type { OnnxModel } from './model.js';
+import { attrInt } from './attributes.js';
+import type { GraphProto, TypeProto } from './types.js';
+
+export interface DecoderSummary {
+  layers: number | null;
+  attentionHeads: number | null;
+  kvHeads: number | null;
+  headDim: number | null;
+  hidden: number | null;
+  intermediate: number | null;
+  vocab: number | null;
+  maxPositions: number | null;
+  kvCacheInputs: string[];
+  /** Where the figures came from: the graph alone, or a config.json filling in what it knows. */
+  source: 'graph' | 'config.json';
+  configPath: string | null;
+}
+
+const KV_PATTERNS = [/^past_key_values\.(\d+)\.(key|value)$/, /^past\.(\d+)\.(key|value)$/, /^past_(key|value)_values?_?(\d+)$/];
+
+function kvLayer(name: string): number | undefined {
+  for (const p of KV_PATTERNS) {
+    const m = p.exec(name);
+    if (m) return Number(m[1].match(/^\d+$/) ? m[1] : m[2]);
+  }
+  return undefined;
+}
+
+function dims(t: TypeProto | undefined): (number | null)[] | undefined {
+  return t?.tensorType?.shape?.dim.map((d) => d.dimValue ?? null);
+}
+
+/** [in, out] of every 2-D weight a MatMul, Gemm or MatMulNBits multiplies by. */
+function projectionShapes(graph: GraphProto): [number, number][] {
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  const out: [number, number][] = [];
+  for (const { node } of allNodes(graph)) {
+    if (node.opType === 'MatMulNBits') {
+      out.push([attrInt(node, 'K'), attrInt(node, 'N')]);
+      continue;
+    }
+    if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
+    const w = inits.get(node.input[1]);
+    if (!w || w.dims.length !== 2) continue;
+    const transposed = node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 1;
+    out.push(transposed ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]]);
+  }
+  return out;
+}
+
+function mostCommon(values: number[]): number | null {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best: number | null = null;
+  for (const [v, c] of counts) if (best === null || c > counts.get(best)! || (c === counts.get(best)! && v > best)) best = v;
+  return best;
+}
+
+function readConfig(model: OnnxModel): { path: string; json: Record<string, unknown> } | null {
+  if (!model.baseDir) return null;
+  for (const dir of [model.baseDir, dirname(model.baseDir)]) {
+    const path = join(dir, 'config.json');
+    if (!existsSync(path)) continue;
+    try {
+      return { path, json: JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> };
+    } catch {
+      return null; // a broken config.json is not the model's fault; fall back to the graph
+    }
+  }
+  return null;
+}
+
+function configNumber(json: Record<string, unknown>, ...keys: string[]): number | null {
+  for (const k of keys) if (typeof json[k] === 'number') return json[k] as number;
+  return null;
+}
+
+export function describeDecoder(model: OnnxModel): DecoderSummary | null {
+  const graph = model.graph;
+  const kvInputs = graph.input.filter((v) => kvLayer(v.name ?? '') !== undefined);
+  const config = readConfig(model);
+  const causal = Array.isArray(config?.json.architectures) && (config!.json.architectures as string[]).some((a) => /CausalLM|LMHead/.test(a));
+  if (kvInputs.length === 0 && !causal) return null;
+
+  const layers = new Set(kvInputs.map((v) => kvLayer(v.name!)!)).size || null;
+  const keyShape = dims(kvInputs.find((v) => /key/.test(v.name!))?.type);
+  const kvHeads = keyShape && keyShape.length === 4 ? keyShape[1] : null;
+  const headDim = keyShape && keyShape.length === 4 ? keyShape[3] : null;
+
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  const embedding = graph.node.find((n) => n.opType === 'Gather' && n.input[1] === 'input_ids' && inits.get(n.input[0])?.dims.length === 2);
+  const embeddingDims = embedding ? inits.get(embedding.input[0])!.dims : undefined;
+  const logits = dims(graph.output.find((o) => o.name === 'logits')?.type);
+  const vocab = logits?.at(-1) ?? embeddingDims?.[0] ?? null;
+  const hidden = embeddingDims?.[1] ?? null;
+
+  const shapes = projectionShapes(graph);
+  const intermediate = hidden === null ? null : mostCommon(shapes.filter(([i, o]) => o === hidden && i !== hidden).map(([i]) => i));
+  let attentionHeads: number | null = null;
+  if (hidden !== null && headDim) {
+    const kvOut = kvHeads !== null ? kvHeads * headDim : null;
+    const qOuts = shapes
+      .filter(([i, o]) => i === hidden && o % headDim === 0 && o !== kvOut && o !== intermediate && o !== vocab && o !== 2 * (intermediate ?? -1))
+      .map(([, o]) => o);
+    const q = mostCommon(qOuts);
+    // A fused QKV projection holds (heads + 2 kv heads) * head_dim outputs.
+    const fused = q !== null && kvHeads !== null && q / headDim - 2 * kvHeads > 0 && q === hidden + 2 * (kvOut ?? 0);
+    attentionHeads = q === null ? hidden / headDim : fused ? q / headDim - 2 * kvHeads! : q / headDim;
+  }
+
+  const graphView: DecoderSummary = {
+    layers,
+    attentionHeads,
+    kvHeads,
+    headDim,
+    hidden,
+    intermediate,
+    vocab,
+    maxPositions: null,
+    kvCacheInputs: kvInputs.map((v) => v.name!),
+    source: 'graph',
+    configPath: null,
+  };
+  if (!config) return graphView;
+  const c = config.json;
+  const heads = configNumber(c, 'num_attention_heads', 'n_head');
+  const hid = configNumber(c, 'hidden_size', 'n_embd', 'd_model');
+  return {
+    ...graphView,
+    layers: configNumber(c, 'num_hidden_layers', 'n_layer') ?? graphView.layers,
+    attentionHeads: heads ?? graphView.attentionHeads,
+    kvHeads: configNumber(c, 'num_key_value_heads') ?? (heads !== null && graphView.kvHeads === null ? heads : graphView.kvHeads),
+    headDim: configNumber(c, 'head_dim') ?? (hid && heads ? hid / heads : graphView.headDim),
+    hidden: hid ?? graphView.hidden,
+    intermediate: configNumber(c, 'intermediate_size', 'n_inner') ?? graphView.intermediate,
+    vocab: configNumber(c, 'vocab_size') ?? graphView.vocab,
+    maxPositions: configNumber(c, 'max_position_embeddings', 'n_positions'),
+    source: 'config.json',
+    configPath: config.path,
+  };
+}
