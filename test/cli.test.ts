@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, oneLineError } from './support/cli.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
+import { loadModel } from '../src/onnx/model.js';
+import { encodeModel } from '../src/onnx/codec.js';
 
 const CONV = `${TESTDATA_ROOT}/pytorch-converted/test_ConvTranspose2d/model.onnx`;
 
@@ -75,6 +77,14 @@ test('bad input gives one line naming the file, and a stack only with --verbose'
     assert.notEqual(verbose.code, 0);
     assert.match(verbose.stderr, /^\s+at /m);
     assert.match(oneLineError(cli('convert', CONV, join(dir, 'x.onnx'), '--threshold', 'lots')), /--threshold must be a whole number/);
+
+    // A well-formed file that ONNX Runtime refuses: an operator no runtime knows.
+    const model = loadModel(CONV);
+    model.graph.node[0].opType = 'NoSuchOp';
+    writeFileSync(join(dir, 'refused.onnx'), encodeModel(model.proto));
+    assert.equal(cli('inspect', join(dir, 'refused.onnx')).code, 0, 'inspect alone does not run the model');
+    assert.match(oneLineError(cli('inspect', join(dir, 'refused.onnx'), '--check')), /refused\.onnx: .*NoSuchOp/);
+    assert.match(cli('inspect', CONV, '--check').stdout, /ONNX Runtime: loads the model/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadModel } from '../onnx/model.js';
 import { summarize, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
+import { Session } from '../runtime/session.js';
 import { emit, formatBytes, table } from './output.js';
 
 export function registerInspect(program: Command): void {
@@ -10,20 +11,32 @@ export function registerInspect(program: Command): void {
     .description('show a model: opsets, inputs/outputs, operators, parameters, external data, decoder dimensions')
     .argument('<model>', '.onnx file')
     .option('--top <n>', 'how many of the largest initializers to list', '10')
+    .option('--check', 'also open the model in ONNX Runtime (fails if ONNX Runtime refuses it)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExample:\n  onnx-compress inspect models/tiny-llama/model.onnx --json')
-    .action((path: string, opts: { top: string; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx --json\n  onnx-compress inspect model.onnx --check')
+    .action(async (path: string, opts: { top: string; check?: boolean; json?: boolean }) => {
       const top = Number(opts.top);
       if (!Number.isSafeInteger(top) || top < 0) throw new Error(`--top must be a whole number, got '${opts.top}'`);
-      emit(summarize(loadModel(path), top), opts, formatSummary);
+      const model = loadModel(path);
+      const summary: InspectReport = summarize(model, top);
+      if (opts.check) {
+        const session = await Session.create(path);
+        summary.onnxRuntime = { loads: true, inputs: session.inputNames.length, outputs: session.outputNames.length };
+        await session.dispose();
+      }
+      emit(summary, opts, formatSummary);
     });
+}
+
+interface InspectReport extends ModelSummary {
+  onnxRuntime?: { loads: boolean; inputs: number; outputs: number };
 }
 
 function shape(v: ValueSummary): string {
   return v.shape ? `[${v.shape.map((d) => d ?? '?').join(', ')}]` : '';
 }
 
-function formatSummary(s: ModelSummary): string {
+function formatSummary(s: InspectReport): string {
   const out: string[] = [];
   out.push(`${s.file}: IR ${s.irVersion ?? '?'}, opsets ${s.opsets.map((o) => `${o.domain} ${o.version}`).join(', ')}${s.producer ? `, from ${s.producer}` : ''}`);
   out.push('', 'inputs:', table(['name', 'dtype', 'shape'], s.inputs.map((v) => [v.name, v.dtype, shape(v)])));
@@ -51,5 +64,6 @@ function formatSummary(s: ModelSummary): string {
       `  KV-cache inputs: ${d.kvCacheInputs.length ? `${d.kvCacheInputs.length} (${d.kvCacheInputs[0]} ...)` : 'none'}`,
     );
   }
+  if (s.onnxRuntime) out.push('', 'ONNX Runtime: loads the model');
   return out.join('\n');
 }
