@@ -7,7 +7,8 @@ import { decodeModel, encodeModel, modelToJson } from '../src/onnx/codec.js';
 import { loadModel, ModelError } from '../src/onnx/model.js';
 import { saveModel } from '../src/onnx/save.js';
 import { conformanceModels } from './support/testdata.js';
-import { DataLocation, type ModelProto, type TensorProto } from '../src/onnx/types.js';
+import { DataLocation, DataType, type ModelProto, type TensorProto } from '../src/onnx/types.js';
+import { makeTensor } from '../src/onnx/tensor.js';
 
 test('every conformance model round-trips to identical bytes', (t) => {
   const files = conformanceModels();
@@ -28,20 +29,7 @@ test('every conformance model round-trips to identical bytes', (t) => {
 });
 
 function tensor(name: string, values: number[]): TensorProto {
-  return {
-    name,
-    dims: [values.length],
-    dataType: 1,
-    rawData: new Uint8Array(new Float32Array(values).buffer),
-    floatData: [],
-    int32Data: [],
-    stringData: [],
-    int64Data: [],
-    externalData: [],
-    doubleData: [],
-    uint64Data: [],
-    metadataProps: [],
-  };
+  return makeTensor(name, DataType.FLOAT, [values.length], values);
 }
 
 /** A model exercising the fields onnx-proto (IR 8) does not know, plus int64 extremes. */
