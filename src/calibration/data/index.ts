@@ -1,0 +1,48 @@
+// Calibration data: opens a set on disk as model-ready batches of feeds for a given model.
+//
+// Layouts (conventions in README.md beside this file):
+//   - a .jsonl file, or a set folder holding `<split>.jsonl` (calibration-sets/ layout): token sets for decoder
+//     language models, records {"text": ...} (tokenised) or {"input_ids": [...]} (used as they are);
+//   - a folder of `input_<k>.pb` files or `test_data_set_<n>/` subfolders (ONNX test-data layout), or a folder of
+//     `<input>.npy` files with samples along axis 0: tensor sets for any model.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { OnnxModel } from '../../onnx/model.js';
+import type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
+import { CalibrationDataError } from './errors.js';
+import { isNpyFolder, openNpyFolder } from './npy-folder.js';
+import { checkOptions } from './options.js';
+import { isPbFolder, openPbFolder } from './pb-folder.js';
+import { openTensorSet } from './tensor-set.js';
+import { openTokenSet } from './token-set.js';
+
+export type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
+export { CalibrationDataError } from './errors.js';
+
+export async function openCalibrationSet(path: string, model: OnnxModel, options: CalibrationOptions = {}): Promise<CalibrationSet> {
+  checkOptions(options);
+  if (!isDirectory(path)) {
+    if (/\.(npy|pb)$/.test(path)) {
+      throw new CalibrationDataError(`${path}: a tensor set is a folder (of <input>.npy files, or input_<k>.pb files); give the folder`);
+    }
+    return openTokenSet(path, model, options);
+  }
+  const split = options.split ?? 'calibration';
+  const entries = readdirSync(path);
+  if (entries.includes(`${split}.jsonl`)) return openTokenSet(join(path, `${split}.jsonl`), model, options);
+  if (isPbFolder(entries)) return openTensorSet(path, openPbFolder, model, options);
+  if (isNpyFolder(entries)) return openTensorSet(path, openNpyFolder, model, options);
+  const splits = entries.filter((e) => e.endsWith('.jsonl'));
+  if (splits.length > 0) throw new CalibrationDataError(`${path}: no ${split}.jsonl in the set (it has ${splits.join(', ')})`);
+  throw new CalibrationDataError(`${path}: empty set (no ${split}.jsonl, input_<k>.pb, test_data_set_<n>/ or <input>.npy files)`);
+}
+
+/** Whether the path is a folder; a missing path is an error here rather than a confusing one later. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CalibrationDataError(`${path}: ${code === 'ENOENT' ? 'no such file or folder' : `cannot be read (${code ?? e})`}`);
+  }
+}
