@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadModel } from '../onnx/model.js';
 import { saveModel, type SaveReport } from '../onnx/save.js';
 import { emit, formatBytes } from './output.js';
+import { wholeNumber } from './options.js';
 
 interface ConvertOptions {
   externalData?: boolean;
@@ -10,13 +11,6 @@ interface ConvertOptions {
   threshold?: string;
   location?: string;
   json?: boolean;
-}
-
-function parseThreshold(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--threshold must be a whole number of bytes, got '${value}'`);
-  return n;
 }
 
 export function registerConvert(program: Command): void {
@@ -36,7 +30,7 @@ export function registerConvert(program: Command): void {
       const model = loadModel(input);
       const report = saveModel(model, output, {
         externalData: opts.externalData ? true : opts.inline ? false : undefined,
-        threshold: parseThreshold(opts.threshold),
+        threshold: opts.threshold === undefined ? undefined : wholeNumber(opts.threshold, '--threshold'),
         location: opts.location,
       });
       emit(report, opts, formatConvert);

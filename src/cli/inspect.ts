@@ -4,6 +4,7 @@ import { loadModel } from '../onnx/model.js';
 import { summarize, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
 import { Session } from '../runtime/session.js';
 import { emit, formatBytes, table } from './output.js';
+import { wholeNumber } from './options.js';
 
 export function registerInspect(program: Command): void {
   program
@@ -15,8 +16,7 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx --json\n  onnx-compress inspect model.onnx --check')
     .action(async (path: string, opts: { top: string; check?: boolean; json?: boolean }) => {
-      const top = Number(opts.top);
-      if (!Number.isSafeInteger(top) || top < 0) throw new Error(`--top must be a whole number, got '${opts.top}'`);
+      const top = wholeNumber(opts.top, '--top');
       const model = loadModel(path);
       const summary: InspectReport = summarize(model, top);
       if (opts.check) {

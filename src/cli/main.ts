@@ -2,6 +2,8 @@
 // turns every failure into a single line on stderr and a non-zero exit (the stack only with --verbose).
 import { Command, CommanderError } from 'commander';
 import { registerConvert } from './convert.js';
+import { registerEval } from './eval.js';
+import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
 
 export function buildProgram(): Command {
@@ -12,6 +14,8 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx\n  onnx-compress convert in.onnx out.onnx --external-data\n\nEvery command accepts --json for machine-readable output.');
   registerInspect(program);
   registerConvert(program);
+  registerEval(program);
+  registerGenerate(program);
   return program;
 }
 

@@ -1,11 +1,2 @@
-// A small seeded generator (mulberry32) so randomised tests repeat exactly.
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Tests draw their random inputs from the product's seeded generator, so runs repeat exactly.
+export { seededRandom as mulberry32 } from '../../src/util/prng.js';
