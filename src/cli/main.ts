@@ -5,6 +5,7 @@ import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command('onnx-compress')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx\n  onnx-compress convert in.onnx out.onnx --external-data\n\nEvery command accepts --json for machine-readable output.');
   registerInspect(program);
   registerConvert(program);
+  registerRun(program);
   registerEval(program);
   registerGenerate(program);
   return program;
