@@ -1,10 +1,14 @@
 // Entry point of the `onnx-compress` command: builds the commander program from one module per command and
 // turns every failure into a single line on stderr and a non-zero exit (the stack only with --verbose).
 import { Command, CommanderError } from 'commander';
+import { registerCalibrate } from './calibrate.js';
+import { registerCompareCalib } from './compare-calib.js';
 import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
+import { registerQuantize } from './quantize.js';
+import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
@@ -16,8 +20,12 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerConvert(program);
   registerRun(program);
+  registerCalibrate(program);
+  registerQuantize(program);
+  registerCompareCalib(program);
   registerEval(program);
   registerGenerate(program);
+  registerReport(program);
   return program;
 }
 

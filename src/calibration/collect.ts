@@ -1,0 +1,256 @@
+// Streams a calibration set through ONNX Runtime once and keeps statistics of the target tensors. Each batch's
+// targets come back as extra graph outputs of one run (capture once per batch), feed the per-tensor observers
+// and are dropped before the next batch, so memory holds one batch's activations plus fixed-size observer
+// states, however many samples the set has.
+//
+// NaN or infinite values are an error naming the first tensor, in topological order, that holds one, and the
+// sample (a float model input holding one is named as such, before the model runs). When the targets do not
+// cover every node output, the failing batch is run once more with all of them captured, so the tensor named is
+// where the value first appears rather than the first target it reached.
+import type { Tensor } from 'onnxruntime-node';
+import { ModelError, OnnxModel } from '../onnx/model.js';
+import { withOutputs } from '../runtime/capture.js';
+import { fromOrtTensor } from '../runtime/ort-tensor.js';
+import { type Feeds, type Outputs, Session, type SessionOptions } from '../runtime/session.js';
+import type { CalibrationSet } from './data/index.js';
+import { Chunk, firstNonFinite } from './observers/chunk.js';
+import {
+  resolveStatsOptions,
+  tensorStatsObserver,
+  type ResolvedStatsOptions,
+  type TensorStats,
+  type TensorStatsOptions,
+} from './observers/tensor-stats.js';
+import { selectTargets, type Target, type TargetOptions } from './targets.js';
+
+export interface CollectOptions extends TensorStatsOptions {
+  targets?: TargetOptions;
+  /** ONNX Runtime threads and execution provider; graph optimisation stays off so every target exists as written. */
+  session?: Pick<SessionOptions, 'intraOpThreads' | 'executionProvider'>;
+  /** Called after every batch. */
+  onProgress?: (progress: CollectProgress) => void;
+}
+
+export interface CollectProgress {
+  batches: number;
+  samples: number;
+  tokens: number;
+  /** The set's sample and token counts, for a progress bar. */
+  totalSamples: number;
+  totalTokens: number;
+  /** Since the first batch started. */
+  seconds: number;
+}
+
+export interface TensorRecord {
+  name: string;
+  producer?: { node: string; opType: string };
+  /** Element type ONNX Runtime returned. */
+  dtype: 'float32' | 'float16';
+  /** Dimensions in the last batch. */
+  shape: number[];
+  stats: TensorStats;
+}
+
+export interface ActivationStatistics {
+  /** The model file (or in-memory label) the statistics are of. */
+  model: string;
+  data: { source: string; kind: CalibrationSet['kind']; sampleCount: number; tokenCount: number };
+  options: { targets: TargetDescription; stats: ResolvedStatsOptions };
+  samples: number;
+  tokens: number;
+  batches: number;
+  /** Wall time of the whole collection: opening the session, streaming the batches, finalising the statistics. */
+  seconds: number;
+  timing: { openSeconds: number; streamSeconds: number; finalizeSeconds: number };
+  /** In topological order. */
+  tensors: TensorRecord[];
+  /** Targets left out, with the reason (not a float type, never held a value). */
+  skipped: { name: string; reason: string }[];
+}
+
+/** TargetOptions in a form that survives JSON. */
+export interface TargetDescription {
+  names?: string[];
+  ops?: string[];
+  inputsOf?: string[];
+  include?: string;
+  exclude?: string;
+}
+
+/** A NaN or infinite value in an activation, located. */
+export class NonFiniteError extends ModelError {
+  constructor(
+    message: string,
+    readonly tensor: string,
+    readonly value: 'NaN' | 'Infinity' | '-Infinity',
+    /** First and last sample of the set the value may belong to; equal when it is known exactly. */
+    readonly samples: [number, number],
+    readonly producer?: { node: string; opType: string },
+  ) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+const OBSERVED_ORT_TYPES = new Set(['float32', 'float16']);
+
+export async function collectStatistics(model: OnnxModel, set: CalibrationSet, options: CollectOptions = {}): Promise<ActivationStatistics> {
+  const started = performance.now();
+  const statsOptions = resolveStatsOptions(options);
+  const observer = tensorStatsObserver(statsOptions);
+  const targets = selectTargets(model, options.targets);
+  if (targets.length === 0) throw new ModelError(`${model.source}: no tensor matches the calibration targets`);
+  const capture = await openCapture(model, targets, options.session);
+  const opened = performance.now();
+  const skipped = capture.skipped;
+  const observed = capture.targets.map((target) => ({ target, state: observer.init(), dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
+  const targetDescription = describeTargets(options.targets);
+  const coversEveryOutput = Object.keys(targetDescription).length === 0;
+
+  let batches = 0;
+  let samples = 0;
+  let tokens = 0;
+  try {
+    for await (const feeds of set.batches()) {
+      const rows = batchRows(feeds);
+      // A NaN in the data is the data's fault: named before the model runs.
+      const badFeed = Object.entries(feeds).find(([, t]) => OBSERVED_ORT_TYPES.has(t.type) && !chunkOf(t).scan.finite);
+      if (badFeed) throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, badFeed[1], samples, rows);
+      const outputs = await capture.session.run(feeds, capture.fetches);
+      const chunks = observed.map(({ target }) => chunkOf(outputs[target.name]));
+      const bad = chunks.findIndex((c) => !c.scan.finite);
+      if (bad >= 0) {
+        const where = coversEveryOutput ? { target: observed[bad].target, outputs } : await locateFirstNonFinite(model, feeds, options.session);
+        throw nonFiniteError(model, where.target, where.outputs[where.target.name], samples, rows);
+      }
+      observed.forEach((o, i) => {
+        observer.update(o.state, chunks[i]);
+        o.dtype = outputs[o.target.name].type as TensorRecord['dtype'];
+        o.shape = [...outputs[o.target.name].dims];
+      });
+      batches++;
+      samples += rows;
+      tokens += tokensOf(feeds);
+      options.onProgress?.({
+        batches,
+        samples,
+        tokens,
+        totalSamples: set.sampleCount,
+        totalTokens: set.tokenCount,
+        seconds: (performance.now() - opened) / 1000,
+      });
+    }
+  } finally {
+    await capture.session.dispose();
+  }
+  if (batches === 0) throw new ModelError(`${set.source}: the calibration set gave no batches`);
+  const streamed = performance.now();
+
+  const tensors: TensorRecord[] = [];
+  for (const o of observed) {
+    const stats = observer.finalize(o.state);
+    if (stats.count === 0) skipped.push({ name: o.target.name, reason: 'always empty' });
+    else tensors.push({ name: o.target.name, ...(o.target.producer ? { producer: o.target.producer } : {}), dtype: o.dtype, shape: o.shape, stats });
+  }
+  return {
+    model: model.source,
+    data: { source: set.source, kind: set.kind, sampleCount: set.sampleCount, tokenCount: set.tokenCount },
+    options: { targets: targetDescription, stats: statsOptions },
+    samples,
+    tokens,
+    batches,
+    seconds: (performance.now() - started) / 1000,
+    timing: { openSeconds: (opened - started) / 1000, streamSeconds: (streamed - opened) / 1000, finalizeSeconds: (performance.now() - streamed) / 1000 },
+    tensors,
+    skipped,
+  };
+}
+
+interface OpenCapture {
+  session: Session;
+  /** The float targets, in topological order. */
+  targets: Target[];
+  fetches: string[];
+  skipped: { name: string; reason: string }[];
+}
+
+/**
+ * A session over a copy of the model with every target added as an output. Targets whose type the graph does
+ * not declare are kept or dropped by the type ONNX Runtime gives the output.
+ */
+async function openCapture(model: OnnxModel, targets: readonly Target[], options: CollectOptions['session'] = {}): Promise<OpenCapture> {
+  const copy = new OnnxModel(withOutputs(model.proto, targets.map((t) => t.name), model.source), model.baseDir, model.source);
+  const session = await Session.create(copy, { ...options, graphOptimization: 'disabled' });
+  const types = new Map(session.outputMetadata.map((m) => [m.name, m.isTensor ? m.type : 'non-tensor']));
+  const kept: Target[] = [];
+  const skipped: OpenCapture['skipped'] = [];
+  for (const t of targets) {
+    const type = types.get(t.name) ?? 'unknown';
+    if (OBSERVED_ORT_TYPES.has(type)) kept.push(t);
+    else skipped.push({ name: t.name, reason: `${type} is not a float type` });
+  }
+  return { session, targets: kept, fetches: kept.map((t) => t.name), skipped };
+}
+
+/** The batch's values of one tensor; float16 widened to float32. */
+function chunkOf(t: Tensor): Chunk {
+  const data = t.type === 'float16' ? (fromOrtTensor(t).data as Float32Array) : (t.data as Float32Array);
+  const last = t.dims.length > 0 ? t.dims[t.dims.length - 1] : 1;
+  return new Chunk(data, data.length === 0 ? 1 : last);
+}
+
+/** Runs the batch again capturing every float node output, and finds the first holding a NaN or infinity. */
+async function locateFirstNonFinite(model: OnnxModel, feeds: Feeds, options: CollectOptions['session']): Promise<{ target: Target; outputs: Outputs }> {
+  const capture = await openCapture(model, selectTargets(model), options);
+  try {
+    const outputs = await capture.session.run(feeds, capture.fetches);
+    const target = capture.targets.find((t) => !chunkOf(outputs[t.name]).scan.finite);
+    // The targets held one, so some node output does; a model that is not deterministic could still disagree.
+    if (!target) throw new ModelError(`${model.source}: a NaN or infinity appeared in one run of a batch but not in a second`);
+    return { target, outputs };
+  } finally {
+    await capture.session.dispose();
+  }
+}
+
+function nonFiniteError(model: OnnxModel, target: Target, tensor: Tensor, firstSample: number, rows: number): NonFiniteError {
+  const data = chunkOf(tensor).data;
+  const at = firstNonFinite(data);
+  const value = Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity';
+  // The batch is axis 0 when the tensor has one row per sample; a tensor shared by the batch cannot say which.
+  const row = rows === 1 ? 0 : tensor.dims[0] === rows ? Math.floor(at / (data.length / rows)) : undefined;
+  const samples: [number, number] = row === undefined ? [firstSample, firstSample + rows - 1] : [firstSample + row, firstSample + row];
+  const which = samples[0] === samples[1] ? `calibration sample ${samples[0]}` : `the batch of calibration samples ${samples[0]}-${samples[1]}`;
+  const where = target.producer
+    ? `tensor '${target.name}', output of node '${target.producer.node}' (${target.producer.opType}),`
+    : `model input '${target.name}'`;
+  return new NonFiniteError(`${model.source}: ${value} first appears in ${where} for ${which}`, target.name, value, samples, target.producer);
+}
+
+function batchRows(feeds: Feeds): number {
+  for (const t of Object.values(feeds)) if (t.dims.length > 0) return t.dims[0];
+  return 1;
+}
+
+/** Tokens a batch carries: attention-mask ones when the model takes a mask, else input ids; 0 for other models. */
+function tokensOf(feeds: Feeds): number {
+  const mask = feeds.attention_mask;
+  if (mask) {
+    const values = mask.data as ArrayLike<number | bigint>;
+    let n = 0;
+    for (let i = 0; i < values.length; i++) if (values[i]) n++;
+    return n;
+  }
+  return feeds.input_ids?.size ?? 0;
+}
+
+function describeTargets(options: TargetOptions = {}): TargetDescription {
+  return {
+    ...(options.names ? { names: [...options.names] } : {}),
+    ...(options.ops ? { ops: [...options.ops] } : {}),
+    ...(options.inputsOf ? { inputsOf: [...options.inputsOf] } : {}),
+    ...(options.include ? { include: options.include.source } : {}),
+    ...(options.exclude ? { exclude: options.exclude.source } : {}),
+  };
+}

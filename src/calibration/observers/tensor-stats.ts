@@ -1,0 +1,125 @@
+// Everything the toolkit records about one activation tensor, as one observer built from the single-purpose
+// ones: range, moments, per-channel magnitude, outlier counts, |x| percentiles and the entropy threshold.
+// Each chunk is scanned once (Chunk caches the scan) and then read by three more passes: moments, histogram
+// and magnitude.
+import type { Chunk } from './chunk.js';
+import { checkQuantizedBins, DEFAULT_QUANTIZED_BINS, entropyThreshold, type EntropyThreshold } from './entropy.js';
+import { absPercentile, binWidth, countOutside, DEFAULT_HISTOGRAM_BINS, histogramObserver, type HistogramState } from './histogram.js';
+import { magnitudeObserver, type MagnitudeState } from './magnitude.js';
+import { minMaxObserver, type MinMaxState } from './min-max.js';
+import { momentsObserver, type MomentsState } from './moments.js';
+import type { Observer } from './observer.js';
+
+export interface TensorStatsOptions {
+  /** Bins of the streaming histogram; default 2048. */
+  histogramBins?: number;
+  /** Quantized bins of the entropy search (ORT's num_quantized_bins); default 128. */
+  quantizedBins?: number;
+  /** Values with |x| at or above this count as magnitude outliers; default 6 (LLM.int8()). */
+  outlierMagnitude?: number;
+  /** Values further than this many standard deviations from the mean count as sigma outliers; default 6. */
+  outlierSigmas?: number;
+  /** Percentiles of |x| to report; default 99.9, 99.99, 99.999. */
+  percentiles?: readonly number[];
+}
+
+export type ResolvedStatsOptions = Required<TensorStatsOptions>;
+
+export function resolveStatsOptions(options: TensorStatsOptions = {}): ResolvedStatsOptions {
+  return {
+    histogramBins: options.histogramBins ?? DEFAULT_HISTOGRAM_BINS,
+    quantizedBins: options.quantizedBins ?? DEFAULT_QUANTIZED_BINS,
+    outlierMagnitude: options.outlierMagnitude ?? 6,
+    outlierSigmas: options.outlierSigmas ?? 6,
+    percentiles: [...(options.percentiles ?? [99.9, 99.99, 99.999])],
+  };
+}
+
+export interface TensorStatsState {
+  minMax: MinMaxState;
+  moments: MomentsState;
+  magnitude: MagnitudeState;
+  histogram: HistogramState;
+}
+
+export interface TensorStats {
+  count: number;
+  min: number;
+  max: number;
+  absMax: number;
+  mean: number;
+  /** Population standard deviation. */
+  std: number;
+  /** Pearson kurtosis (3 for a normal distribution); NaN for a constant tensor. */
+  kurtosis: number;
+  outliers: {
+    magnitude: number;
+    /** Exact count of |x| >= magnitude. */
+    atLeastMagnitude: number;
+    sigmas: number;
+    /**
+     * Count of |x - mean| > sigmas * std, bounded from the histogram after the fact (one pass, no second look at
+     * the data): the exact count lies in [lower, upper]; they differ by the values of the (at most two) bins
+     * the cut points fall in.
+     */
+    beyondSigmas: { lower: number; upper: number };
+  };
+  /** Percentiles of |x|, each at most `percentileResolution` above the exact value (see histogram.ts). */
+  absPercentiles: { percentile: number; value: number }[];
+  percentileResolution: number;
+  entropy: EntropyThreshold;
+  /** Largest |x| per channel of the last axis. */
+  channelAbsMax: Float32Array;
+  histogram: HistogramState;
+}
+
+export function tensorStatsObserver(options: TensorStatsOptions = {}): Observer<TensorStatsState, TensorStats> {
+  const o = resolveStatsOptions(options);
+  for (const p of o.percentiles) if (!(p >= 0 && p <= 100)) throw new RangeError(`a percentile lies in [0, 100], not ${p}`);
+  if (!(o.outlierSigmas > 0)) throw new RangeError(`outlier sigmas must be positive, not ${o.outlierSigmas}`);
+  const magnitude = magnitudeObserver(o.outlierMagnitude);
+  const histogram = histogramObserver(o.histogramBins);
+  checkQuantizedBins(o.histogramBins, o.quantizedBins); // now rather than at finalize
+  return {
+    init: () => ({ minMax: minMaxObserver.init(), moments: momentsObserver.init(), magnitude: magnitude.init(), histogram: histogram.init() }),
+    update(state: TensorStatsState, chunk: Chunk): void {
+      minMaxObserver.update(state.minMax, chunk);
+      momentsObserver.update(state.moments, chunk);
+      histogram.update(state.histogram, chunk);
+      magnitude.update(state.magnitude, chunk);
+    },
+    merge: (a, b) => ({
+      minMax: minMaxObserver.merge(a.minMax, b.minMax),
+      moments: momentsObserver.merge(a.moments, b.moments),
+      magnitude: magnitude.merge(a.magnitude, b.magnitude),
+      histogram: histogram.merge(a.histogram, b.histogram),
+    }),
+    finalize(state: TensorStatsState): TensorStats {
+      const { min, max, absMax } = minMaxObserver.finalize(state.minMax);
+      const { count, mean, std, kurtosis } = momentsObserver.finalize(state.moments);
+      const peaks = magnitude.finalize(state.magnitude);
+      const h = histogram.finalize(state.histogram);
+      const spread = o.outlierSigmas * std;
+      return {
+        count,
+        min,
+        max,
+        absMax,
+        mean,
+        std,
+        kurtosis,
+        outliers: {
+          magnitude: o.outlierMagnitude,
+          atLeastMagnitude: peaks.atLeastThreshold,
+          sigmas: o.outlierSigmas,
+          beyondSigmas: count > 0 && spread > 0 ? countOutside(h, mean - spread, mean + spread) : { lower: 0, upper: 0 },
+        },
+        absPercentiles: o.percentiles.map((percentile) => ({ percentile, value: absPercentile(h, percentile, absMax) })),
+        percentileResolution: binWidth(h),
+        entropy: entropyThreshold(h, o.quantizedBins, { min, max }),
+        channelAbsMax: peaks.channelAbsMax,
+        histogram: h,
+      };
+    },
+  };
+}
