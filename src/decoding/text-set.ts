@@ -2,34 +2,24 @@
 // model's codec, each starting with the model's BOS so that every token of the text is predicted from something
 // (as lm-evaluation-harness's rolling log-likelihood does), and cut to a token budget if one is given.
 import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { readJsonlDocuments } from '../calibration/data/jsonl.js';
+import { resolveSetPath, SHIPPED_SETS } from '../calibration/shipped-sets.js';
 import type { TextCodec } from './text-codec.js';
-
-/** calibration-sets/ of this package: three folders up from dist/src/decoding/ (two from src/decoding/). */
-function shippedSetsDir(): string {
-  for (const up of ['../../../calibration-sets', '../../calibration-sets']) {
-    const dir = fileURLToPath(new URL(up, import.meta.url));
-    if (existsSync(dir)) return dir;
-  }
-  return resolve('calibration-sets');
-}
 
 /**
  * A set's evaluation file from what a user typed: a .jsonl file, a set folder (its evaluation.jsonl), or the name
  * of a shipped set (`prose`, `code`...).
  */
 export function resolveTextSet(spec: string): string {
-  if (existsSync(spec)) {
-    if (!statSync(spec).isDirectory()) return spec;
-    const file = join(spec, 'evaluation.jsonl');
+  const path = resolveSetPath(spec);
+  if (existsSync(path)) {
+    if (!statSync(path).isDirectory()) return path;
+    const file = join(path, 'evaluation.jsonl');
     if (existsSync(file)) return file;
     throw new Error(`${spec}: folder has no evaluation.jsonl`);
   }
-  const shipped = join(shippedSetsDir(), spec, 'evaluation.jsonl');
-  if (/^[\w-]+$/.test(spec) && existsSync(shipped)) return shipped;
-  throw new Error(`${spec}: no such file, folder or shipped set (shipped: prose, code, email, nonsense, nonsense-bytes)`);
+  throw new Error(`${spec}: no such file, folder or shipped set (shipped: ${SHIPPED_SETS.join(', ')})`);
 }
 
 export interface ScoringDocument {

@@ -8,6 +8,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OnnxModel } from '../../onnx/model.js';
+import { resolveSetPath } from '../shipped-sets.js';
 import type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
 import { CalibrationDataError } from './errors.js';
 import { isNpyFolder, openNpyFolder } from './npy-folder.js';
@@ -19,8 +20,9 @@ import { openTokenSet } from './token-set.js';
 export type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
 export { CalibrationDataError } from './errors.js';
 
-export async function openCalibrationSet(path: string, model: OnnxModel, options: CalibrationOptions = {}): Promise<CalibrationSet> {
+export async function openCalibrationSet(spec: string, model: OnnxModel, options: CalibrationOptions = {}): Promise<CalibrationSet> {
   checkOptions(options);
+  const path = resolveSetPath(spec);
   if (!isDirectory(path)) {
     if (/\.(npy|pb)$/.test(path)) {
       throw new CalibrationDataError(`${path}: a tensor set is a folder (of <input>.npy files, or input_<k>.pb files); give the folder`);
