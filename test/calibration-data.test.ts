@@ -148,6 +148,13 @@ describe('token sets (JSONL) for decoder language models', () => {
     assert.deepEqual(logits.map((t) => t.dims), [[2, 32, 259], [1, 32, 259]]);
   });
 
+  it('a shipped set can be given by name, and reads the same as its folder', async () => {
+    const byName = await openCalibrationSet('prose', tinyLlama, { samples: 2, sequenceLength: 16 });
+    const byPath = await openCalibrationSet(join(SETS, 'prose'), tinyLlama, { samples: 2, sequenceLength: 16 });
+    assert.equal(byName.source, byPath.source);
+    assert.deepEqual(rows((await collect(byName))[0].input_ids), rows((await collect(byPath))[0].input_ids));
+  });
+
   it('text is tokenised as BOS + UTF-8 bytes, documents end with EOS, and chunks cut the stream in order', async () => {
     const set = await openCalibrationSet(join(FIXTURES, 'jsonl/tiny.jsonl'), tinyLlama, { sequenceLength: 8, batchSize: 3 });
     const stream = [...byteStream('Call me Ishmael.', 'Some years ago, never mind how long precisely.'), 104, 105, 33, EOS];
