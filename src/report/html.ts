@@ -1,0 +1,245 @@
+// One self-contained HTML page from a ReportDocument: inline CSS, charts as inline SVG rendered offline
+// (charts.ts), no script and no URL of any kind, so the file can be mailed, archived or opened without a
+// network. A Content-Security-Policy meta tag makes a browser refuse any fetch should one ever slip in.
+import { writeSync } from 'node:fs';
+import { AtomicFiles } from '../util/atomic.js';
+import { d3Format as makeD3Format, renderChart, type ChartSection } from './charts.js';
+import type { BarSection, Cell, HeatmapSection, LineSection, NumberFormat, ReportDocument, ReportMeta, Section, TableColumn } from './types.js';
+
+/** Charts whose data table is longer than this many rows get no table (the chart has to do). */
+const MAX_DATA_ROWS = 300;
+
+export async function renderReport(doc: ReportDocument): Promise<string> {
+  const body: string[] = [];
+  const titled = doc.sections.filter((s) => s.title);
+  if (titled.length >= 4) {
+    body.push(
+      '<nav class="toc"><ol>',
+      ...doc.sections.flatMap((s, i) => (s.title ? [`<li><a href="#s${i + 1}">${esc(s.title)}</a></li>`] : [])),
+      '</ol></nav>',
+    );
+  }
+  for (const [i, section] of doc.sections.entries()) body.push(await renderSection(section, i + 1));
+  return [
+    '<!doctype html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<meta name="generator" content="${esc(doc.meta.toolVersion ?? 'onnx-compress')}">`,
+    `<title>${esc(doc.title)}</title>`,
+    `<style>${CSS}</style>`,
+    '</head>',
+    '<body>',
+    '<main>',
+    '<header>',
+    `<h1>${esc(doc.title)}</h1>`,
+    ...(doc.subtitle ? [`<p class="subtitle">${esc(doc.subtitle)}</p>`] : []),
+    renderMeta(doc.meta),
+    '</header>',
+    ...body,
+    '</main>',
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+/** Writes the page under a temporary name and renames it into place (an interrupted run leaves no half page). */
+export function writeReportFile(path: string, html: string): void {
+  const files = new AtomicFiles();
+  try {
+    writeSync(files.open(path), html);
+    files.commit();
+  } catch (e) {
+    files.abort();
+    throw e;
+  }
+}
+
+const META_LABELS: [keyof ReportMeta, string][] = [
+  ['toolVersion', 'tool'],
+  ['engine', 'engine'],
+  ['date', 'date'],
+  ['machine', 'machine'],
+];
+
+function renderMeta(meta: ReportMeta): string {
+  const items = META_LABELS.filter(([k]) => meta[k]).map(([k, label]) => `<div><dt>${label}</dt><dd>${esc(meta[k]!)}</dd></div>`);
+  return items.length ? `<dl class="meta">${items.join('')}</dl>` : '';
+}
+
+async function renderSection(s: Section, n: number): Promise<string> {
+  const head = [
+    ...(s.title ? [`<h2>${esc(s.title)}</h2>`] : []),
+    ...(s.caption ? [`<p class="caption">${esc(s.caption)}</p>`] : []),
+  ];
+  let content: string;
+  switch (s.kind) {
+    case 'text':
+      content = [...(s.paragraphs ?? []).map((p) => `<p>${esc(p)}</p>`), ...(s.items?.length ? [`<ul>${s.items.map((i) => `<li>${esc(i)}</li>`).join('')}</ul>`] : [])].join('\n');
+      break;
+    case 'facts':
+      content = `<dl class="facts">${s.facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'number' ? formatNumber(v) : v)}</dd>`).join('')}</dl>`;
+      break;
+    case 'table':
+      content = renderTable(s.columns, s.rows);
+      break;
+    case 'bar':
+    case 'heatmap':
+    case 'line':
+      content = await renderFigure(s);
+      break;
+  }
+  return [`<section id="s${n}" class="${s.kind}">`, ...head, content, '</section>'].join('\n');
+}
+
+async function renderFigure(s: ChartSection): Promise<string> {
+  const empty = s.kind === 'bar' ? s.data.length === 0 : s.kind === 'heatmap' ? s.rows.length === 0 || s.columns.length === 0 : s.series.every((x) => x.points.length === 0);
+  if (empty) return '<p class="empty">(no data)</p>';
+  const svg = await renderChart(s);
+  const table = dataTable(s);
+  return [
+    `<figure class="chart">${svg}</figure>`,
+    ...(table ? [`<details><summary>data</summary>${table}</details>`] : []),
+  ].join('\n');
+}
+
+/** The numbers behind a chart, as a table under it. */
+function dataTable(s: ChartSection): string | null {
+  switch (s.kind) {
+    case 'bar': {
+      if (s.data.length > MAX_DATA_ROWS) return null;
+      const grouped = s.data.some((d) => d.series !== undefined);
+      const fmt = d3Format(s.format);
+      return renderTable(
+        [s.categoryTitle ?? 'category', ...(grouped ? ['series'] : []), { label: s.valueTitle ?? 'value' }],
+        s.data.map((d) => [d.category, ...(grouped ? [d.series ?? ''] : []), fmt ? fmt(d.value) : d.value]),
+      );
+    }
+    case 'heatmap':
+      return heatmapTable(s);
+    case 'line':
+      return lineTable(s);
+  }
+}
+
+function heatmapTable(s: HeatmapSection): string {
+  const fmt = d3Format(s.format);
+  const rows = s.rows.map((row, r) => [
+    row,
+    ...s.columns.map((_, c) => {
+      const label = s.labels?.[r]?.[c];
+      if (label !== undefined && label !== null) return label;
+      const v = s.values[r]?.[c] ?? null;
+      return v === null ? null : fmt ? fmt(v) : v;
+    }),
+  ]);
+  return renderTable([s.rowTitle ?? '', ...s.columns], rows);
+}
+
+function lineTable(s: LineSection): string | null {
+  const points = s.series.reduce((a, x) => a + x.points.length, 0);
+  if (points > MAX_DATA_ROWS) return null;
+  return renderTable(
+    ['series', s.xTitle ?? 'x', s.yTitle ?? 'y'],
+    s.series.flatMap((x) => x.points.map(([a, b]) => [x.name, a, b])),
+  );
+}
+
+function renderTable(columns: readonly (string | TableColumn)[], rows: readonly Cell[][]): string {
+  const cols = columns.map((c) => (typeof c === 'string' ? { label: c } : c));
+  const head = `<thead><tr>${cols.map((c) => `<th>${esc(c.label)}</th>`).join('')}</tr></thead>`;
+  const body = rows
+    .map((row) => `<tr>${cols.map((c, i) => cell(row[i] ?? null, c.format)).join('')}</tr>`)
+    .join('\n');
+  return `<div class="table-wrap"><table>${head}<tbody>\n${body}\n</tbody></table></div>`;
+}
+
+function cell(value: Cell, format?: NumberFormat): string {
+  if (value === null) return '<td></td>';
+  if (typeof value === 'number') return `<td class="num">${esc(formatNumber(value, format))}</td>`;
+  return `<td>${esc(value)}</td>`;
+}
+
+export function formatNumber(x: number, format?: NumberFormat): string {
+  if (Number.isNaN(x)) return '-';
+  if (!Number.isFinite(x)) return x > 0 ? '∞' : '-∞';
+  switch (format) {
+    case 'int':
+      return Math.round(x).toLocaleString('en-US');
+    case 'bytes':
+      return bytes(x);
+    case 'percent':
+      return `${(100 * x).toFixed(Math.abs(x) < 0.1 ? 2 : 1)}%`;
+    case 'exp2':
+      return x.toExponential(2);
+    case 'sig4':
+      return sig4(x);
+    case undefined:
+      return Number.isInteger(x) ? x.toLocaleString('en-US') : sig4(x);
+    default:
+      return x.toFixed(Number(format.slice(5)));
+  }
+}
+
+function sig4(x: number): string {
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  return a >= 1e6 || a < 1e-3 ? x.toExponential(3) : String(Number(x.toPrecision(4)));
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+function d3Format(spec: string | undefined): ((x: number) => string) | undefined {
+  return spec ? makeD3Format(spec) : undefined;
+}
+
+export function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
+main { max-width: 1040px; margin: 0 auto; padding: 24px 28px 48px; background: white; min-height: 100vh; }
+header { border-bottom: 1px solid #e3e5e8; margin-bottom: 8px; padding-bottom: 12px; }
+h1 { font-size: 24px; margin: 0 0 4px; font-weight: 600; }
+h2 { font-size: 18px; margin: 28px 0 6px; font-weight: 600; }
+.subtitle { margin: 0 0 8px; color: #444; }
+.caption { margin: 0 0 10px; color: #555; max-width: 80ch; }
+dl.meta { display: flex; flex-wrap: wrap; gap: 4px 22px; margin: 6px 0 0; font-size: 12px; color: #555; }
+dl.meta div { display: flex; gap: 6px; }
+dl.meta dt { font-weight: 600; }
+dl.meta dd { margin: 0; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: 3px 18px; margin: 6px 0; }
+dl.facts dt { color: #555; }
+dl.facts dd { margin: 0; font-variant-numeric: tabular-nums; word-break: break-word; }
+nav.toc { font-size: 13px; margin: 10px 0; }
+nav.toc ol { margin: 0; padding-left: 20px; columns: 2; }
+nav.toc a { color: #2a5b9c; text-decoration: none; }
+.table-wrap { overflow-x: auto; margin: 6px 0; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eceef1; text-align: left; vertical-align: top; }
+th { background: #f3f4f6; font-weight: 600; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:hover { background: #fafbfc; }
+figure.chart { margin: 6px 0; overflow-x: auto; }
+figure.chart svg { display: block; max-width: 100%; height: auto; }
+details { margin: 2px 0 10px; font-size: 12px; }
+details summary { cursor: pointer; color: #555; }
+p.empty { color: #888; font-style: italic; }
+ul { margin: 4px 0; padding-left: 22px; }
+@media print { body { background: white; } main { padding: 0; } details { display: none; } }
+`;
