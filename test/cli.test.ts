@@ -13,12 +13,15 @@ const CONV = `${TESTDATA_ROOT}/pytorch-converted/test_ConvTranspose2d/model.onnx
 test('--help lists every command with an example', () => {
   const r = cli('--help');
   assert.equal(r.code, 0);
-  for (const cmd of ['inspect', 'convert']) {
-    assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
-    assert.match(r.stdout, new RegExp(`onnx-compress ${cmd} `), `top-level help shows an example of ${cmd}`);
+  const commands = [...r.stdout.matchAll(/^  ([a-z-]+) (?:\[options\]|<)/gm)].map((m) => m[1]);
+  for (const expected of ['inspect', 'convert', 'run', 'calibrate', 'quantize', 'compare-calib', 'eval', 'generate', 'report']) {
+    assert.ok(commands.includes(expected), `${expected} is listed`);
+  }
+  for (const cmd of commands) {
+    assert.match(r.stdout, new RegExp(`^  onnx-compress ${cmd} `, 'm'), `top-level help shows an example of ${cmd}`);
     const sub = cli(cmd, '--help');
     assert.equal(sub.code, 0);
-    assert.match(sub.stdout, /Example/);
+    assert.match(sub.stdout, /Example/, `${cmd} --help has examples`);
   }
 });
 

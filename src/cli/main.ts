@@ -11,12 +11,25 @@ import { registerQuantize } from './quantize.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 
+/** One example per command, so the top-level help shows every command in use. */
+const EXAMPLES = [
+  'inspect models/tiny-llama/model.onnx',
+  'convert model.onnx model-ext.onnx --external-data',
+  'run model.onnx --inputs test_data_set_0 --out outputs --compare',
+  'calibrate models/tiny-llama/model.onnx --data prose --out stats.json --samples 32',
+  'quantize models/tiny-llama/model.onnx --scheme w8a8 --calib prose --out tiny-w8a8.onnx',
+  'compare-calib models/tiny-llama/model.onnx --sets prose code nonsense --eval prose code --html calib.html',
+  'eval tiny-w8a8.onnx --reference models/tiny-llama/model.onnx --data prose --max-tokens 20000',
+  'generate models/tiny-llama/model.onnx --prompt "Call me Ishmael." --max-new-tokens 32',
+  'report calib.json --out calib.html',
+];
+
 export function buildProgram(): Command {
   const program = new Command('onnx-compress')
-    .description('Post-training compression of ONNX models: inspect, calibrate, quantize, prune, evaluate.')
+    .description('Post-training compression of ONNX models: inspect, calibrate, quantize, evaluate and decode.')
     .option('--verbose', 'print stack traces and extra detail on errors')
     .showHelpAfterError('(run onnx-compress --help for usage)')
-    .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx\n  onnx-compress convert in.onnx out.onnx --external-data\n\nEvery command accepts --json for machine-readable output.');
+    .addHelpText('after', `\nExamples:\n${EXAMPLES.map((e) => `  onnx-compress ${e}`).join('\n')}\n\nEvery command accepts --json for machine-readable output; \`onnx-compress COMMAND --help\` shows more examples.`);
   registerInspect(program);
   registerConvert(program);
   registerRun(program);
