@@ -1,0 +1,286 @@
+// `onnx-compress quantize MODEL --scheme S --out OUT`: quantizes a model (calibrating first for static schemes),
+// verifies the written file in ONNX Runtime against the original, and reports what changed. The work is
+// src/quantization/pipeline.ts; this file turns flags into its options and its report into text.
+import type { Command } from 'commander';
+import type { CalibrationOptions } from '../calibration/data/index.js';
+import { quantizePass, type QuantizePassOptions, type QuantizationRunReport } from '../quantization/pipeline.js';
+import { CLIP_METHODS, DEFAULT_PERCENTILE, isClipMethod, type ClipOptions } from '../quantization/ranges.js';
+import { describeSchemes, QuantizationError, resolveScheme, SCHEME_NAMES, type SchemeOptions } from '../quantization/schemes.js';
+import type { NodeSelection } from '../quantization/select.js';
+import { decimal, wholeNumber } from './options.js';
+import { emit, formatBytes, table } from './output.js';
+import { Progress } from './progress.js';
+
+interface QuantizeFlags {
+  scheme: string;
+  out: string;
+  calib?: string;
+  stats?: string;
+  clip?: string;
+  percentile?: string;
+  bits?: string;
+  blockSize?: string;
+  asymmetric?: boolean;
+  accuracyLevel?: string;
+  activationType?: string;
+  perChannel?: boolean;
+  perTensor?: boolean;
+  pad: boolean;
+  include?: string[];
+  exclude?: string[];
+  opTypes?: string[];
+  samples?: string;
+  seqLen?: string;
+  batch?: string;
+  seed?: string;
+  threads?: string;
+  minCosine?: string;
+  minTop1?: string;
+  json?: boolean;
+}
+
+export function registerQuantize(program: Command): void {
+  program
+    .command('quantize')
+    .description('quantize a model (static QDQ, dynamic int8, MatMulNBits 4-bit), verify it in ONNX Runtime and report the change')
+    .argument('<model>', '.onnx file')
+    .requiredOption('--scheme <name>', `quantization scheme: ${SCHEME_NAMES.join(', ')}`)
+    .requiredOption('--out <path>', "output .onnx file; or a folder, for a model in a Hugging Face folder (<folder>/onnx/model.onnx): the file gets transformers.js's name")
+    .option('--calib <set>', 'calibration set to calibrate with in this run (a .jsonl file, a set folder such as calibration-sets/prose, or a folder of tensors)')
+    .option('--stats <file>', 'activation statistics written by `onnx-compress calibrate` for this same model file')
+    .option('--clip <method>', `static schemes: activation range clipping, ${CLIP_METHODS.join(' | ')} (default minmax)`)
+    .option('--percentile <p>', `with --clip percentile: percentile of |x| used as the range (default ${DEFAULT_PERCENTILE}; e.g. 99.9, 99.99, 99.999)`)
+    .option('--bits <n>', "weight bits (default: the scheme's)")
+    .option('--block-size <n>', 'weights in blocks of n along the reduction axis (a power of two from 16 to 256; w4 default 32)')
+    .option('--asymmetric', 'asymmetric weights (with zero points) instead of symmetric')
+    .option('--accuracy-level <n>', 'MatMulNBits accuracy_level 0-4 (w4, w4a8): 4 computes with int8 activations')
+    .option('--activation-type <type>', 'w8a8: activation codes, uint8 (default) or int8')
+    .option('--per-channel', 'weights per output channel (w8a8 default)')
+    .option('--per-tensor', 'one scale per weight tensor (w8 default)')
+    .option('--no-pad', 'refuse weights whose reduction axis the block size does not divide (default: pad the last block)')
+    .option('--include <pattern...>', 'quantize only nodes whose name or weight name matches one of these regular expressions')
+    .option('--exclude <pattern...>', 'leave nodes whose name or weight name matches one of these regular expressions in float')
+    .option('--op-types <ops...>', "quantize only these op types (default: every one the scheme handles), e.g. MatMul")
+    .option('--samples <n>', 'calibration samples to draw from the set (default: all)')
+    .option('--seq-len <n>', "tokens per calibration sample (default: the model's fixed length, else min(512, max positions))")
+    .option('--batch <n>', 'calibration samples per ONNX Runtime run (default 1)')
+    .option('--seed <n>', 'seed of the calibration sample draw (default 0)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
+    .option('--min-cosine <x>', 'fail (and write nothing) if any output of the quantized model has a cosine similarity with the original below x on the verification batch')
+    .option('--min-top1 <x>', 'language models: fail (and write nothing) if top-1 agreement with the original on the verification batch is below x (0-1)')
+    .option('--json', 'print the report as JSON (no progress bar)')
+    .addHelpText(
+      'after',
+      '\nSchemes:\n' +
+        describeSchemes()
+          .map((s) => `  ${s.name.padEnd(7)} ${s.summary}`)
+          .join('\n') +
+        '\n\nStatic schemes (w8a8) need --calib or --stats; weight-only schemes use --calib (when given) for verification only.\n' +
+        'The written model is saved under a temporary name, loaded in ONNX Runtime and run on a sample batch (from the\n' +
+        'calibration set, or generated), compared with the original; only a model that passes is renamed to OUT.\n' +
+        '\nExamples:\n' +
+        '  onnx-compress quantize models/tiny-llama/model.onnx --scheme w4 --out tiny-q4.onnx\n' +
+        '  onnx-compress quantize models/tiny-llama/model.onnx --scheme w8a8 --calib calibration-sets/prose --samples 64 --seq-len 256 --clip percentile --percentile 99.99 --out tiny-w8a8.onnx\n' +
+        '  onnx-compress calibrate model.onnx --data calibration-sets/prose --out stats.json && onnx-compress quantize model.onnx --scheme w8a8 --stats stats.json --out model-w8a8.onnx\n' +
+        '  onnx-compress quantize my-model/onnx/model.onnx --scheme w4 --out my-model/onnx/   # writes my-model/onnx/model_q4.onnx',
+    )
+    .action(async (modelPath: string, flags: QuantizeFlags) => {
+      const schemeOptions = parseSchemeOptions(flags);
+      const calibration = parseCalibration(flags);
+      const clip = parseClip(flags);
+      const threads = flags.threads === undefined ? undefined : positive(flags.threads, '--threads');
+      let progress: Progress | undefined;
+      const options: QuantizePassOptions = {
+        ...schemeOptions,
+        out: flags.out,
+        ...(flags.calib !== undefined ? { calibration: { data: flags.calib, options: calibration } } : {}),
+        ...(flags.stats !== undefined ? { stats: flags.stats } : {}),
+        ...(clip ? { clip } : {}),
+        select: parseSelection(flags),
+        session: threads === undefined ? {} : { intraOpThreads: threads },
+        verify: {
+          ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
+          ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
+        },
+        ...(flags.json
+          ? {}
+          : {
+              onProgress: (_stage: 'calibration', done: number, total: number) => {
+                progress ??= new Progress({ label: 'calibrating', total, unit: 'samples' });
+                progress.update(done);
+              },
+            }),
+      };
+      let report: QuantizationRunReport;
+      try {
+        report = await quantizePass(modelPath, flags.scheme, options);
+      } finally {
+        progress?.finish();
+      }
+      emit(report, flags, formatQuantize);
+    });
+}
+
+/** Scheme options from flags, checked by resolveScheme so that an error names the flag at fault. */
+function parseSchemeOptions(flags: QuantizeFlags): SchemeOptions {
+  if (flags.perChannel && flags.perTensor) throw new Error('--per-channel and --per-tensor are alternatives: give one');
+  if (flags.activationType !== undefined && flags.activationType !== 'uint8' && flags.activationType !== 'int8') {
+    throw new Error(`--activation-type must be uint8 or int8, got '${flags.activationType}'`);
+  }
+  const options: SchemeOptions = {
+    ...(flags.bits !== undefined ? { bits: wholeNumber(flags.bits, '--bits') } : {}),
+    ...(flags.blockSize !== undefined ? { blockSize: wholeNumber(flags.blockSize, '--block-size') } : {}),
+    ...(flags.asymmetric ? { symmetric: false } : {}),
+    ...(flags.accuracyLevel !== undefined ? { accuracyLevel: wholeNumber(flags.accuracyLevel, '--accuracy-level') } : {}),
+    ...(flags.activationType !== undefined ? { activationType: flags.activationType as 'uint8' | 'int8' } : {}),
+    ...(flags.perChannel ? { perChannel: true } : flags.perTensor ? { perChannel: false } : {}),
+    ...(flags.pad === false ? { padding: 'refuse' as const } : {}),
+  };
+  try {
+    resolveScheme(flags.scheme, options);
+  } catch (e) {
+    if (e instanceof QuantizationError) throw new QuantizationError(`${flagAtFault(e.message)}: ${e.message}`);
+    throw e;
+  }
+  return options;
+}
+
+/** The flag a resolveScheme message is about. */
+function flagAtFault(message: string): string {
+  if (/unknown quantization scheme/.test(message)) return '--scheme';
+  if (/block size/.test(message)) return '--block-size';
+  if (/accuracy_level/.test(message)) return '--accuracy-level';
+  if (/activation type/.test(message)) return '--activation-type';
+  if (/bits/.test(message)) return '--bits';
+  return '--scheme';
+}
+
+function parseCalibration(flags: QuantizeFlags): CalibrationOptions {
+  const given = ['samples', 'seqLen', 'batch', 'seed'].filter((k) => flags[k as keyof QuantizeFlags] !== undefined);
+  if (given.length && flags.calib === undefined) {
+    const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    throw new Error(`${names.join(', ')}: calibration options need --calib (statistics from --stats were collected with their own)`);
+  }
+  return {
+    ...(flags.samples !== undefined ? { samples: positive(flags.samples, '--samples') } : {}),
+    ...(flags.seqLen !== undefined ? { sequenceLength: positive(flags.seqLen, '--seq-len') } : {}),
+    ...(flags.batch !== undefined ? { batchSize: positive(flags.batch, '--batch') } : {}),
+    ...(flags.seed !== undefined ? { seed: wholeNumber(flags.seed, '--seed') } : {}),
+  };
+}
+
+function parseClip(flags: QuantizeFlags): ClipOptions | undefined {
+  if (flags.clip === undefined && flags.percentile === undefined) return undefined;
+  const method = flags.clip ?? 'percentile';
+  if (!isClipMethod(method)) throw new Error(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
+  if (flags.percentile !== undefined && method !== 'percentile') throw new Error(`--percentile applies to --clip percentile, not --clip ${method}`);
+  if (flags.percentile === undefined) return { method };
+  const p = decimal(flags.percentile, '--percentile');
+  if (!(p > 0 && p <= 100)) throw new Error(`--percentile must lie in (0, 100], got '${flags.percentile}'`);
+  return { method, percentile: p };
+}
+
+function parseSelection(flags: QuantizeFlags): NodeSelection {
+  const patterns = (list: string[] | undefined, flag: string): RegExp[] | undefined =>
+    list?.map((source) => {
+      try {
+        return new RegExp(source);
+      } catch (e) {
+        throw new Error(`${flag} '${source}' is not a regular expression: ${(e as Error).message}`);
+      }
+    });
+  const opTypes = flags.opTypes?.flatMap((s) => s.split(',')).filter(Boolean);
+  return {
+    ...(opTypes?.length ? { opTypes } : {}),
+    ...(flags.include ? { include: patterns(flags.include, '--include') } : {}),
+    ...(flags.exclude ? { exclude: patterns(flags.exclude, '--exclude') } : {}),
+  };
+}
+
+function positive(value: string, flag: string): number {
+  const n = wholeNumber(value, flag);
+  if (n < 1) throw new Error(`${flag} must be a whole number >= 1, got '${value}'`);
+  return n;
+}
+
+function fraction(value: string, flag: string): number {
+  const x = decimal(value, flag);
+  if (x > 1) throw new Error(`${flag} must lie in [0, 1], got '${value}'`);
+  return x;
+}
+
+// --- text output ---
+
+const seconds = (s: number): string => (s < 10 ? s.toFixed(2) : s.toFixed(1)) + ' s';
+const ratio = (r: number): string => `${r.toFixed(3)}x`;
+
+function describeParams(r: QuantizationRunReport): string {
+  const p = r.scheme.params;
+  const w = p.weights;
+  const parts = [`${w.bits}-bit weights`, w.blockSize ? `block ${w.blockSize}` : w.perChannel ? 'per channel' : 'per tensor', w.symmetric ? 'symmetric' : 'asymmetric'];
+  if (p.activations) parts.push(`${p.activations.signed ? 'int8' : 'uint8'} activations`);
+  if (p.writer === 'matmulnbits') parts.push(`accuracy_level ${p.accuracyLevel}`);
+  return `${r.scheme.name} (${r.scheme.writer}: ${parts.join(', ')})`;
+}
+
+export function formatQuantize(r: QuantizationRunReport): string {
+  const v = r.verification;
+  const out = [
+    `quantized ${r.model.path} -> ${r.output.path}${r.output.naming === 'transformers.js' ? ' (transformers.js name)' : ''}`,
+    `  scheme ${describeParams(r)}`,
+    `  ${r.nodes.quantized} nodes quantized, ${r.nodes.skipped} skipped; weights ${formatBytes(r.weights.bytesBefore)} -> ${formatBytes(r.weights.bytesAfter)} (${ratio(r.weights.ratio)}); ` +
+      `file ${formatBytes(r.files.bytesBefore)} -> ${formatBytes(r.files.bytesAfter)} (${ratio(r.files.ratio)})${r.output.externalData ? `, external data ${r.output.externalData.path}` : ''}`,
+  ];
+  if (r.sqnrDb) out.push(`  weight SQNR: min ${r.sqnrDb.min.toFixed(1)} dB, median ${r.sqnrDb.median.toFixed(1)} dB, mean ${r.sqnrDb.mean.toFixed(1)} dB`);
+  if (r.calibration) {
+    const c = r.calibration;
+    const what = c.from === 'data' ? `calibrated on ${c.path} in ${seconds(c.seconds)}` : `statistics from ${c.path} (set ${c.data.source})`;
+    out.push(`  ${what}: ${c.samples} samples${c.tokens ? `, ${c.tokens.toLocaleString('en-US')} tokens` : ''}`);
+  }
+  if (r.activations) {
+    const a = r.activations;
+    const clipped = a.ranges.filter((e) => e.clipped > 0);
+    out.push(
+      `  activation ranges: ${a.method}${a.percentile !== undefined ? ` ${a.percentile}` : ''}, ${a.ranges.length} tensors` +
+        (clipped.length ? `, ${clipped.length} clipped (mean ${(100 * clipped.reduce((s, e) => s + e.clipped, 0) / clipped.length).toFixed(1)}% of the observed span)` : ''),
+    );
+  }
+  out.push(
+    `  verified in ONNX Runtime ${v.engine.version} (${v.engine.executionProvider}) on ${v.inputs.source === 'calibration' ? `a batch of ${v.inputs.description}` : v.inputs.description}: ` +
+      `worst output cosine ${v.worst.cosine.toFixed(6)}, max |diff| ${v.worst.maxAbsDiff.toExponential(3)}`,
+  );
+  if (v.languageModel) {
+    const lm = v.languageModel;
+    out.push(
+      `  language model, ${lm.tokens} tokens: top-1 agreement ${(100 * lm.top1Agreement).toFixed(2)}%, KL mean ${lm.kl.mean.toExponential(3)} (max ${lm.kl.max.toExponential(3)}) nats; ` +
+        `perplexity on the batch ${lm.perplexity.original.toFixed(3)} -> ${lm.perplexity.quantized.toFixed(3)}`,
+    );
+  }
+  if (r.opsetChanges.length) {
+    out.push(`  opsets: ${r.opsetChanges.map((c) => `${c.domain || 'ai.onnx'} ${c.from === undefined ? `${c.to} (new)` : `${c.from} -> ${c.to}`}`).join(', ')}`);
+  }
+  const t = r.timing;
+  out.push(
+    `  ${seconds(t.totalSeconds)} in all (calibration ${seconds(t.calibrationSeconds)}, write ${seconds(t.writeSeconds)}, save ${seconds(t.saveSeconds)}, verification ${seconds(t.verifySeconds)})`,
+  );
+  out.push(
+    '',
+    table(
+      ['node', 'as', 'bits', 'granularity', 'SQNR dB', 'bytes before', 'bytes after'],
+      r.nodes.list.map((n) => [
+        n.node,
+        n.as,
+        n.bits,
+        n.granularity === 'block' ? `block ${n.blockSize}` : n.granularity,
+        Number(n.sqnrDb.toFixed(2)),
+        n.sharedWeight ? '(shared)' : n.bytesBefore,
+        n.sharedWeight ? '(shared)' : n.bytesAfter,
+      ]),
+    ),
+  );
+  if (r.nodes.skippedList.length) {
+    out.push('', 'left in float:', table(['node', 'op', 'reason'], r.nodes.skippedList.map((s) => [s.node, s.op, s.reason])));
+  }
+  if (r.notes.length) out.push('', 'notes:', ...r.notes.map((n) => `  - ${n}`));
+  return out.join('\n');
+}
