@@ -56,6 +56,11 @@ const PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
 const PUNCT_RECORD_CHARS = 1024;
 const PUNCT_WORD_MAX = 12;
 const BYTES_RECORD_LENGTH = 512;
+// Training split (text sets except nonsense): chunks of documents the three held-out splits do not use, up to
+// this many bytes of text per set. It is generated after the other splits and consumes none of their seeds, so
+// the calibration / selection / evaluation files do not depend on it.
+const TRAIN_SPLIT = 'train';
+const TRAIN_BYTES = 1_000_000;
 
 // Zero-width split points (every piece keeps its own text, so pieces concatenate back to the input).
 const PARAGRAPH_BOUNDARY = /(?<=\n\n)(?=[^\n])/;
@@ -235,8 +240,12 @@ function splitByDocument(docs, quotas, rng, boundary, maxChunksPerDoc = Infinity
   const splits = emptySplits();
   const guard = new SplitGuard();
   let si = 0;
-  for (const doc of order) {
-    if (si >= SPLITS.length) break;
+  let next = order.length;
+  for (const [di, doc] of order.entries()) {
+    if (si >= SPLITS.length) {
+      next = di;
+      break;
+    }
     const chunks = chunkText(doc.text, boundary).slice(0, maxChunksPerDoc);
     for (const c of chunks) {
       if (!guard.admit(c, SPLITS[si])) continue;
@@ -249,7 +258,32 @@ function splitByDocument(docs, quotas, rng, boundary, maxChunksPerDoc = Infinity
     }
   }
   for (const s of SPLITS) shuffle(splits[s], rng);
-  return { splits, refused: guard.refused };
+  // Documents after the last one a held-out split touched: none of their text is in those splits.
+  return { splits, refused: { ...guard.refused }, guard, rest: order.slice(next) };
+}
+
+/**
+ * The training split from records no held-out split used: admitted through the same leakage guard (so no
+ * record repeats or near-duplicates held-out text), in the given order, until `budget` bytes of text.
+ */
+function trainRecords(records, guard, budget, rng) {
+  const out = [];
+  let bytes = 0;
+  for (const r of records) {
+    if (bytes >= budget) break;
+    if (!guard.admit(r.text, TRAIN_SPLIT)) continue;
+    out.push(r);
+    bytes += utf8Len(r.text);
+  }
+  return shuffle(out, rng);
+}
+
+const docChunks = (docs, boundary, maxChunksPerDoc = Infinity) =>
+  docs.flatMap((doc) => chunkText(doc.text, boundary).slice(0, maxChunksPerDoc).map((c) => ({ text: c, source: doc.source })));
+
+/** What the guard refused while the train split was filled, with set-specific counts. */
+function trainInfo(guard, before, extra) {
+  return { ...extra, refused: { exact: guard.refused.exact - before.exact, near: guard.refused.near - before.near } };
 }
 
 function gcd(a, b) {
@@ -271,18 +305,24 @@ function dealPool(pool, quotas, guard) {
   const pattern = dealPattern(quotas);
   const splits = emptySplits();
   let k = 0;
-  for (const r of pool) {
+  let next = pool.length;
+  for (const [ri, r] of pool.entries()) {
     let tries = 0;
     while (tries < pattern.length && splits[pattern[k % pattern.length]].length >= quotas[pattern[k % pattern.length]]) {
       k++;
       tries++;
     }
-    if (tries >= pattern.length) break;
+    if (tries >= pattern.length) {
+      next = ri;
+      break;
+    }
     const s = pattern[k % pattern.length];
     if (!guard.admit(r.text, s)) continue;
     splits[s].push(r);
     k++;
   }
+  // The records from `next` on were never offered to a split.
+  Object.defineProperty(splits, 'next', { value: next, enumerable: false });
   return splits;
 }
 
@@ -300,9 +340,12 @@ function buildProse(pkgDir) {
     source: `data/${f}`,
     text: normalizeNewlines(fs.readFileSync(path.join(dataDir, f), 'utf8')),
   }));
-  const { splits, refused } = splitByDocument(docs, TEXT_QUOTAS, rngFor('prose/split'), PARAGRAPH_BOUNDARY);
+  const { splits, refused, guard, rest } = splitByDocument(docs, TEXT_QUOTAS, rngFor('prose/split'), PARAGRAPH_BOUNDARY);
   const used = new Set(SPLITS.flatMap((s) => splits[s].map((r) => r.source)));
-  return { splits, info: { documents: docs.length, documentsUsed: used.size, refused } };
+  const before = { ...guard.refused };
+  splits[TRAIN_SPLIT] = trainRecords(docChunks(rest, PARAGRAPH_BOUNDARY), guard, TRAIN_BYTES, rngFor('prose/train'));
+  const trainDocs = new Set(splits[TRAIN_SPLIT].map((r) => r.source)).size;
+  return { splits, info: { documents: docs.length, documentsUsed: used.size, refused, train: trainInfo(guard, before, { documents: trainDocs, available: rest.length }) } };
 }
 
 const LICENSE_BANNER = /^\/\*! \*+\n[\s\S]*?\*+ \*\/\n*/;
@@ -346,6 +389,17 @@ function buildCode(pkgDir) {
   const used = {};
   for (const s of SPLITS) for (const r of splits[s]) used[r.source] = (used[r.source] ?? 0) + 1;
   for (const f of perFile) f.used = used[f.file] ?? 0;
+  const refused = { ...guard.refused };
+  // Train: the chunks of both pools that were never dealt, alternating declarations and implementation.
+  const dtsRest = dtsPool.slice(dts.next);
+  const jsRest = jsPool.slice(js.next);
+  const interleaved = [];
+  for (let i = 0; i < Math.max(dtsRest.length, jsRest.length); i++) {
+    if (i < dtsRest.length) interleaved.push(dtsRest[i]);
+    if (i < jsRest.length) interleaved.push(jsRest[i]);
+  }
+  splits[TRAIN_SPLIT] = trainRecords(interleaved, guard, TRAIN_BYTES, rngFor('code/train'));
+  const trainDts = splits[TRAIN_SPLIT].filter((r) => r.source !== `lib/${jsFile}`).length;
   return {
     splits,
     info: {
@@ -353,8 +407,9 @@ function buildCode(pkgDir) {
       dtsPool: dtsPool.length,
       jsPool: jsPool.length,
       jsUsed: used[`lib/${jsFile}`] ?? 0,
-      refused: guard.refused,
+      refused,
       perFile,
+      train: trainInfo(guard, refused, { dts: trainDts, js: splits[TRAIN_SPLIT].length - trainDts, dtsAvailable: dtsRest.length, jsAvailable: jsRest.length }),
     },
   };
 }
@@ -382,16 +437,18 @@ function buildEmail(pkgDir) {
     if (t === null) skipped++;
     else docs.push({ source: f, text: t });
   }
-  const { splits, refused } = splitByDocument(docs, TEXT_QUOTAS, rngFor('email/split'), PARAGRAPH_BOUNDARY, 1);
+  const { splits, refused, guard, rest } = splitByDocument(docs, TEXT_QUOTAS, rngFor('email/split'), PARAGRAPH_BOUNDARY, 1);
+  const before = { ...guard.refused };
+  splits[TRAIN_SPLIT] = trainRecords(docChunks(rest, PARAGRAPH_BOUNDARY, 1), guard, TRAIN_BYTES, rngFor('email/train'));
   const groups = {};
-  for (const s of SPLITS) {
+  for (const s of [...SPLITS, TRAIN_SPLIT]) {
     groups[s] = {};
     for (const r of splits[s]) {
       const g = r.source.split('/')[0];
       groups[s][g] = (groups[s][g] ?? 0) + 1;
     }
   }
-  return { splits, info: { messages: list.length, skipped, kept: docs.length, groups, refused } };
+  return { splits, info: { messages: list.length, skipped, kept: docs.length, groups, refused, train: trainInfo(guard, before, { available: rest.length }) } };
 }
 
 function punctuationString(rng, length) {
@@ -454,7 +511,7 @@ function statsTable(stats, unit) {
     `| split | records | file bytes | ${unit} (total) | ${unit} per record (min / median / max) | sha256 |`,
     '|---|---:|---:|---:|---|---|',
   ];
-  for (const s of SPLITS) {
+  for (const s of [...SPLITS, ...(stats[TRAIN_SPLIT] ? [TRAIN_SPLIT] : [])]) {
     const t = stats[s];
     rows.push(`| ${s} | ${t.records} | ${t.fileBytes} | ${t.contentBytes} | ${t.min} / ${t.median} / ${t.max} | \`${t.sha256}\` |`);
   }
@@ -478,6 +535,14 @@ const CHUNKING_TEXT = [
 const LEAK_TEXT = [
   `Leakage guard: a chunk is skipped if the same text is already used, or if more than ${NEAR_DUP_SHARE * 100}% of its`,
   `${SHINGLE_WORDS}-word shingles (lower-cased, whitespace collapsed) already occur in records of another split.`,
+].join('\n');
+
+const TRAIN_TEXT = [
+  `\`${TRAIN_SPLIT}.jsonl\` is for training the project's sample models (models/), not for compression. It is made`,
+  `after the three held-out splits, from text they do not use, with its own seed (label \`<set>/train\`), so`,
+  `adding it left calibration, selection and evaluation byte for byte as they were. Its records pass the same`,
+  `leakage guard against all three held-out splits; it is filled in the order below until ${TRAIN_BYTES} bytes of`,
+  `text, then shuffled.`,
 ].join('\n');
 
 function sourceMdProse(p, stats, info) {
@@ -520,6 +585,13 @@ A section never contributes to two splits (its remaining chunks are dropped when
 splits come from disjoint chapters. Each split is then shuffled with the same generator, so its first N
 records are a mix of chapters. ${info.documentsUsed} of the ${info.documents} sections are used.
 ${LEAK_TEXT} Skipped here: ${info.refused.exact} exact, ${info.refused.near} near duplicates.
+
+## Training split
+
+${TRAIN_TEXT}
+Prose: all chunks, in reading order, of the ${info.train.available} sections after the last one the held-out splits
+drew from in the shuffled order (no section of a held-out split is in it); ${info.train.documents} sections are used.
+Skipped by the guard: ${info.train.refused.exact} exact, ${info.train.refused.near} near duplicates.
 
 ## Counts
 
@@ -582,6 +654,15 @@ ${LEAK_TEXT} (The guard is shared by both pools; \`lib.dom.d.ts\` and \`lib.webw
 share many declarations.) Skipped here: ${info.refused.exact} exact, ${info.refused.near} near duplicates.
 
 Records per file (used of available chunks), for the files that yielded at least one chunk: ${fileRows}.
+
+## Training split
+
+${TRAIN_TEXT}
+Code: the chunks of both pools that were never dealt to a held-out split (${info.train.dtsAvailable} declaration and
+${info.train.jsAvailable} implementation chunks), alternating one declaration chunk and one implementation chunk in pool
+order; ${info.train.dts} declaration and ${info.train.js} implementation records. Chunks of the same files are in
+held-out splits (chunk-level split, as above), but no chunk is, and near duplicates are skipped:
+${info.train.refused.exact} exact, ${info.train.refused.near} near.
 
 ## Counts
 
@@ -651,6 +732,14 @@ Ham and spam are not stratified; their mix per split:
 | split | messages per corpus group |
 |---|---|
 ${groupRows}
+
+## Training split
+
+${TRAIN_TEXT}
+Email: the first chunk of each of the ${info.train.available} messages after the last one the held-out splits drew
+from in the shuffled order (no message of a held-out split is in it). Skipped by the guard:
+${info.train.refused.exact} exact, ${info.train.refused.near} near duplicates. Corpus groups:
+${Object.keys(info.groups[TRAIN_SPLIT]).sort().map((k) => `${k}: ${info.groups[TRAIN_SPLIT][k]}`).join(', ')}.
 
 ## Counts
 
@@ -738,7 +827,12 @@ different domain. They are generated by \`${SCRIPT_NAME}\`; do not edit them by 
 |---|---|---|---|---|
 ${rows}
 
-Total JSONL: ${total} bytes. Each set's \`SOURCE.md\` gives the exact package version, files used, licence and
+Total JSONL: ${total} bytes (held-out splits). \`prose\`, \`code\` and \`email\` also have a \`${TRAIN_SPLIT}.jsonl\`
+(${all
+    .filter(({ stats }) => stats[TRAIN_SPLIT])
+    .map(({ name, stats }) => `${name} ${stats[TRAIN_SPLIT].records} records, ${stats[TRAIN_SPLIT].fileBytes} bytes`)
+    .join('; ')}): text none of the held-out splits use, for training the sample models in models/; see each
+SOURCE.md. Each set's \`SOURCE.md\` gives the exact package version, files used, licence and
 where it is stated, how the text was chunked and split, and per-split counts and SHA-256 digests.
 
 ## Format
@@ -790,7 +884,7 @@ function generate(modulesDir) {
 
   const addSet = (name, built, mdFn, summary, licence) => {
     const stats = {};
-    for (const s of SPLITS) {
+    for (const s of [...SPLITS, ...(built.splits[TRAIN_SPLIT] ? [TRAIN_SPLIT] : [])]) {
       stats[s] = splitStats(built.splits[s]);
       files.set(`${name}/${s}.jsonl`, stats[s].file);
     }
