@@ -117,13 +117,14 @@ describe('writers on tiny-llama', () => {
     for (const scheme of SCHEME_NAMES) results.set(scheme, quantizeModel(model, scheme, { activationRanges: ranges }));
   });
 
-  // [scheme, least cosine, most max-abs logit difference, op that replaces the projections, its count]
+  // [scheme, least cosine, most max-abs logit difference as a share of the largest |logit|, op that replaces the
+  // projections, its count]
   const expectations: [string, number, number, string, number][] = [
-    ['w8a8', 0.999, 0.05, 'QuantizeLinear', 17],
-    ['w8', 0.999, 0.05, 'MatMulInteger', 29],
-    ['w4', 0.95, 0.3, 'MatMulNBits', 29],
-    ['w4a8', 0.95, 0.3, 'MatMulNBits', 29],
-    ['w4-qdq', 0.95, 0.3, 'DequantizeLinear', 29],
+    ['w8a8', 0.999, 0.03, 'QuantizeLinear', 17],
+    ['w8', 0.999, 0.03, 'MatMulInteger', 29],
+    ['w4', 0.95, 0.15, 'MatMulNBits', 29],
+    ['w4a8', 0.95, 0.15, 'MatMulNBits', 29],
+    ['w4-qdq', 0.95, 0.15, 'DequantizeLinear', 29],
   ];
   for (const [scheme, minCosine, maxDiff, op, count] of expectations) {
     it(`${scheme}: runs in ORT, logits close to float, ${count} ${op}`, async (t) => {
@@ -137,7 +138,7 @@ describe('writers on tiny-llama', () => {
         const logits = (await run(r.model, feeds, level)).logits.data as Float32Array;
         const c = compare(baseline, logits);
         assert.ok(c.cosine > minCosine, `cosine ${c.cosine} (${level})`);
-        assert.ok(c.maxAbsDiff < maxDiff, `max abs diff ${c.maxAbsDiff} (${level})`);
+        assert.ok(c.maxAbsDiff < maxDiff * c.maxAbs, `max abs diff ${c.maxAbsDiff} of max |logit| ${c.maxAbs} (${level})`);
         const path = join(dir, `${scheme}.onnx`);
         saveModel(r.model, path);
         t.diagnostic(
