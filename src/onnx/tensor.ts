@@ -348,6 +348,13 @@ const CTORS = {
 };
 type NumericArrayName = Exclude<ValueArrayName, 'string[]'>;
 
+/** A zero-filled container of `count` values in the layout `tensorValues` decodes `dtype` to (not strings). */
+export function zeroValues(dtype: DataType, count: number): Exclude<TensorData, string[]> {
+  const info = infoFor(dtype, 'tensor');
+  if (info.array === 'string[]') throw new TensorError(`${info.name} tensors have no numeric container`);
+  return new CTORS[info.array as NumericArrayName](count) as Exclude<TensorData, string[]>;
+}
+
 /** Entries in the decoded array: complex types hold two per element. */
 function valueCount(info: DTypeInfo, count: number): number {
   return info.kind === 'complex' ? 2 * count : count;

@@ -26,7 +26,7 @@ import { textCodecFor } from '../decoding/text-codec.js';
 import { describeDecoder } from '../onnx/decoder-info.js';
 import { dtypeInfo } from '../onnx/dtypes.js';
 import type { OnnxModel } from '../onnx/model.js';
-import type { TensorData } from '../onnx/tensor.js';
+import { zeroValues, type TensorData } from '../onnx/tensor.js';
 import { toOrtTensor } from '../runtime/ort-tensor.js';
 import { Session, type ExecutionProvider, type Feeds } from '../runtime/session.js';
 import { seededRandom } from '../util/prng.js';
@@ -138,26 +138,12 @@ export function generatedInputs(model: OnnxModel, seed = 0): VerificationInputs 
     }
     const dims = (input.dims ?? [1]).map((d) => d ?? 1);
     const count = dims.reduce((a, b) => a * b, 1);
-    const Arr = ARRAYS[info.array as keyof typeof ARRAYS];
-    const data = new Arr(count);
+    const data = zeroValues(input.dtype, count);
     if (info.kind === 'float') for (let i = 0; i < count; i++) (data as Float32Array)[i] = normal();
     feeds[input.name] = toOrtTensor({ dtype: input.dtype, dims, data: data as TensorData }, `input '${input.name}'`);
   }
   return { source: 'generated', description: `seeded normal values (seed ${seed}) in float inputs, zeros elsewhere; symbolic dims 1`, batches: [feeds] };
 }
-
-const ARRAYS = {
-  Float32Array,
-  Float64Array,
-  Int8Array,
-  Uint8Array,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  BigInt64Array,
-  BigUint64Array,
-} as const;
 
 function sampleTokens(model: OnnxModel, vocab: number | null, seed: number): { ids: number[]; how: string } {
   const bos = readSpecialTokens(model).bos;

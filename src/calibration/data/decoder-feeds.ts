@@ -9,7 +9,7 @@ import type { Tensor } from 'onnxruntime-node';
 import type { DecoderSummary } from '../../onnx/decoder-info.js';
 import { dtypeInfo, dtypeName } from '../../onnx/dtypes.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import type { DecodedTensor } from '../../onnx/tensor.js';
+import { zeroValues, type DecodedTensor } from '../../onnx/tensor.js';
 import { DataType } from '../../onnx/types.js';
 import { toOrtTensor } from '../../runtime/ort-tensor.js';
 import type { Feeds } from '../../runtime/session.js';
@@ -107,28 +107,14 @@ function cacheDims(model: OnnxModel, input: ModelInput, summary: DecoderSummary)
   return [heads, headDim];
 }
 
-const ARRAYS = {
-  Float32Array,
-  Float64Array,
-  Int8Array,
-  Uint8Array,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  BigInt64Array,
-  BigUint64Array,
-} as const;
-
 /**
  * An ORT tensor of `dtype` built in tensor.ts's value containers; valueAt(row, column) gives each element, with
  * the last axis as the column.
  */
 function filled(dtype: number, dims: number[], valueAt: (row: number, column: number) => number): Tensor {
-  const info = dtypeInfo(dtype);
   const count = dims.reduce((a, b) => a * b, 1);
   const columns = dims.at(-1) || 1;
-  const data = new ARRAYS[info.array as keyof typeof ARRAYS](count);
+  const data = zeroValues(dtype, count);
   const big = data instanceof BigInt64Array || data instanceof BigUint64Array;
   const out = data as unknown as (number | bigint)[];
   for (let i = 0; i < count; i++) {
