@@ -21,6 +21,7 @@ interface QuantizeFlags {
   bits?: string;
   blockSize?: string;
   asymmetric?: boolean;
+  quantizeEmbeddings?: boolean;
   accuracyLevel?: string;
   activationType?: string;
   perChannel?: boolean;
@@ -57,6 +58,7 @@ export function registerQuantize(program: Command): void {
     .option('--activation-type <type>', 'w8a8: activation codes, uint8 (default) or int8')
     .option('--per-channel', 'weights per output channel (w8a8 default)')
     .option('--per-tensor', 'one scale per weight tensor (w8 default)')
+    .option('--no-quantize-embeddings', 'w4, w4a8: leave embedding Gathers in float32 (default: GatherBlockQuantized, same bits and block)')
     .option('--no-pad', 'refuse weights whose reduction axis the block size does not divide (default: pad the last block)')
     .option('--include <pattern...>', 'quantize only nodes whose name or weight name matches one of these regular expressions')
     .option('--exclude <pattern...>', 'leave nodes whose name or weight name matches one of these regular expressions in float')
@@ -135,6 +137,7 @@ function parseSchemeOptions(flags: QuantizeFlags): SchemeOptions {
     ...(flags.activationType !== undefined ? { activationType: flags.activationType as 'uint8' | 'int8' } : {}),
     ...(flags.perChannel ? { perChannel: true } : flags.perTensor ? { perChannel: false } : {}),
     ...(flags.pad === false ? { padding: 'refuse' as const } : {}),
+    ...(flags.quantizeEmbeddings === false ? { quantizeEmbeddings: false } : {}),
   };
   try {
     resolveScheme(flags.scheme, options);

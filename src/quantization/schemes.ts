@@ -40,6 +40,8 @@ export interface QuantParams {
   opTypes: readonly string[];
   /** K not a multiple of the block size: pad the last block (true, what ORT's quantizer does) or refuse. */
   padK: boolean;
+  /** MatMulNBits schemes: also rewrite embedding Gathers (2-D float tables) as GatherBlockQuantized. */
+  quantizeEmbeddings: boolean;
 }
 
 export interface SchemeOptions {
@@ -54,6 +56,8 @@ export interface SchemeOptions {
   perChannel?: boolean;
   /** A K that the block size does not divide: 'pad' the last block (default, as ORT) or 'refuse'. */
   padding?: 'pad' | 'refuse';
+  /** w4/w4a8: also quantize embedding lookups (Gather of a 2-D float table) as GatherBlockQuantized (default true). */
+  quantizeEmbeddings?: boolean;
 }
 
 interface SchemeDef {
@@ -172,6 +176,9 @@ export function resolveScheme(name: string, options: SchemeOptions = {}): QuantP
   if (options.padding !== undefined && options.padding !== 'pad' && options.padding !== 'refuse') {
     throw new QuantizationError(`scheme ${name}: padding must be 'pad' or 'refuse', got '${options.padding}'`);
   }
+  if (options.quantizeEmbeddings && def.writer !== 'matmulnbits') {
+    throw new QuantizationError(`scheme ${name}: embedding quantization (GatherBlockQuantized) applies to MatMulNBits schemes only (w4, w4a8)`);
+  }
   const symmetric = options.symmetric ?? def.defaults.symmetric;
   // MatMulNBits and blocked weights follow ORT's MatMulNBits quantizer (int4 signed when symmetric, uint4 with
   // zero points otherwise); per-channel/per-tensor 8-bit follows quantize_static/quantize_dynamic (int8
@@ -192,6 +199,7 @@ export function resolveScheme(name: string, options: SchemeOptions = {}): QuantP
     accuracyLevel,
     opTypes: def.opTypes,
     padK: (options.padding ?? 'pad') === 'pad',
+    quantizeEmbeddings: def.writer === 'matmulnbits' && (options.quantizeEmbeddings ?? true),
   };
   if (def.activations) {
     const signed = options.activationType === 'int8';

@@ -6,6 +6,7 @@ import type { OnnxModel } from '../../onnx/model.js';
 import { dequantize, packBits, quantize, sqnrDb, type Quantized } from '../quantizers.js';
 import { QuantizationError, type QuantParams } from '../schemes.js';
 import { selectTargets, type NodeSelection } from '../select.js';
+import { writeGatherBlockQuantized } from './gather.js';
 import { floatValues, GraphEdit, makeReport, refuseQuantized, tensorBytes, type ActivationRanges, type NodeReport, type WriterResult } from './common.js';
 
 /** MatMulNBits' weight inputs, in the flat shapes ORT's own quantizer writes. */
@@ -130,6 +131,11 @@ export function writeMatMulNBits(
     nodes.push({ node: t.label, op: t.op, ...entry.report, ...(shared ? { sharedWeight: true } : {}) });
   }
   if (targets.length) edit.requireOpset('com.microsoft', 1);
+  if (params.quantizeEmbeddings) {
+    const gathers = writeGatherBlockQuantized(edit, selection, params);
+    nodes.push(...gathers.nodes);
+    skipped.push(...gathers.skipped);
+  }
   const notes = padded ? [`${padded} weight(s) with K not a multiple of ${blockSize}: last block padded (as ORT's quantizer does)`] : [];
   const finished = edit.finish();
   return { model: finished.model, report: makeReport(params, nodes, skipped, finished, notes) };
