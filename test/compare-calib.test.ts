@@ -101,7 +101,8 @@ describe('compare-calib on tiny-llama', () => {
     assert.match(page, /<section id="s\d+" class="heatmap">\n<h2>Perplexity per calibration set and evaluation domain<\/h2>/);
     assert.ok((page.match(/<svg\b/g) ?? []).length >= 5, 'heatmap, range bars, spread bars, outliers, ranges along the network');
     const fp32 = report.perplexity!.perplexity[0][0];
-    assert.ok(page.includes(`>${fp32 >= 100 ? fp32.toFixed(1) : fp32.toFixed(2)}<`), 'the fp32 cell is labelled with its perplexity');
+    const label = fp32 >= 1000 ? fp32.toFixed(0) : fp32 >= 100 ? fp32.toFixed(1) : fp32 >= 10 ? fp32.toFixed(2) : fp32.toFixed(3);
+    assert.ok(page.includes(`>${label}<`), `the fp32 cell is labelled with its perplexity ${label}`);
 
     const json = join(dir, 'calib.json');
     writeFileSync(json, JSON.stringify(report));

@@ -219,7 +219,10 @@ describe('quantize command report', () => {
     assert.equal(titles.at(-1), 'Timing');
     for (const t of ['Weight SQNR per layer', 'Nodes']) assert.ok(titles.includes(t), t);
     const size = document.sections[1] as Extract<Section, { kind: 'bar' }>;
-    assert.deepEqual(size.data.map((d) => d.category), ['all quantized weights', 'all quantized weights', 'model file', 'model file']);
+    // Totals, then each rewritten op type (w4 packs projections and the embedding), then the file.
+    assert.deepEqual(size.data.map((d) => d.category), [
+      'all quantized weights', 'all quantized weights', 'MatMulNBits', 'MatMulNBits', 'GatherBlockQuantized', 'GatherBlockQuantized', 'model file', 'model file',
+    ]);
     const html = await renderReport(document);
     assert.deepEqual(externalReferences(html), []);
     assert.ok(svgs(html).length >= 2);
