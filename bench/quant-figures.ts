@@ -224,8 +224,6 @@ interface SpeedRow {
   scheme: string;
   fileBytes: number;
   sizeRatio: number;
-  /** Size ratio of everything but the float embedding table (which every variant keeps in float32). */
-  sizeRatioWithoutEmbedding: number;
   quantizeSeconds?: number;
   verification?: { worstCosine: number; top1Agreement?: number };
   /** One entry per round: the median of REPEATS timed runs after a warm-up. */
@@ -282,7 +280,6 @@ async function speedFigures(work: string, args: Args) {
   }
 
   const fp32Bytes = built.saved.bytes + (built.saved.externalData?.bytes ?? 0);
-  const embedding = config.vocabSize * config.hiddenSize * 4;
   const summary = (values: number[]) => ({ best: Math.max(...values), median: median(values) });
   const base = summary(decode.get('fp32')!);
   const rows: SpeedRow[] = files.map((f) => {
@@ -293,7 +290,6 @@ async function speedFigures(work: string, args: Args) {
       scheme: f.v.scheme ?? 'fp32',
       fileBytes,
       sizeRatio: fileBytes / fp32Bytes,
-      sizeRatioWithoutEmbedding: (fileBytes - embedding) / (fp32Bytes - embedding),
       ...(f.seconds !== undefined ? { quantizeSeconds: f.seconds } : {}),
       ...(f.report ? { verification: { worstCosine: f.report.verification.worst.cosine, top1Agreement: f.report.verification.languageModel?.top1Agreement } } : {}),
       decodeRounds: decode.get(f.v.label)!,
@@ -309,8 +305,6 @@ async function speedFigures(work: string, args: Args) {
       config,
       parameters: built.parameters,
       fp32Bytes,
-      /** The token embedding (a Gather, which no writer rewrites) stays float32 in every variant. */
-      floatEmbeddingBytes: embedding,
     },
     method: {
       batch: 1,
@@ -448,15 +442,14 @@ function formatFigures(
     const c = speed.model.config;
     out.push(
       '',
-      `random-weight decoder, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, ${c.numHiddenLayers} layers, ${c.numAttentionHeads}/${c.numKeyValueHeads} heads, vocabulary ${c.vocabSize} (${speed.model.parameters.toLocaleString('en-US')} parameters; float embedding ${formatBytes(speed.model.floatEmbeddingBytes)}): ` +
+      `random-weight decoder, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, ${c.numHiddenLayers} layers, ${c.numAttentionHeads}/${c.numKeyValueHeads} heads, vocabulary ${c.vocabSize} (${speed.model.parameters.toLocaleString('en-US')} parameters): ` +
         `batch 1, decode ${speed.method.decodeTokens} tokens with KV cache, ${speed.method.rounds} rounds x median of ${speed.method.repeatsPerRound}`,
       table(
-        ['variant', 'file', 'size vs fp32', 'w/o embedding', 'decode tok/s best', 'median', 'speedup best', 'median', 'prefill tok/s best'],
+        ['variant', 'file', 'size vs fp32', 'decode tok/s best', 'median', 'speedup best', 'median', 'prefill tok/s best'],
         speed.rows.map((r) => [
           r.label,
           formatBytes(r.fileBytes),
           `${r.sizeRatio.toFixed(3)}x`,
-          `${r.sizeRatioWithoutEmbedding.toFixed(3)}x`,
           Number(r.decode.best.toFixed(2)),
           Number(r.decode.median.toFixed(2)),
           `${r.speedup.best.toFixed(2)}x`,
