@@ -17,7 +17,7 @@ const EXAMPLES = [
   'convert model.onnx model-ext.onnx --external-data',
   'run model.onnx --inputs test_data_set_0 --out outputs --compare',
   'calibrate models/tiny-llama/model.onnx --data prose --out stats.json --samples 32',
-  'quantize models/tiny-llama/model.onnx --scheme w8a8 --calib prose --out tiny-w8a8.onnx',
+  'quantize models/tiny-llama/model.onnx --scheme w8a8 --calib prose --samples 128 --seq-len 128 --out tiny-w8a8.onnx',
   'compare-calib models/tiny-llama/model.onnx --sets prose code nonsense --eval prose code --html calib.html',
   'eval tiny-w8a8.onnx --reference models/tiny-llama/model.onnx --data prose --max-tokens 20000',
   'generate models/tiny-llama/model.onnx --prompt "Call me Ishmael." --max-new-tokens 32',
