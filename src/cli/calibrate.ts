@@ -1,6 +1,7 @@
 // `onnx-compress calibrate MODEL --data SET --out STATS`: runs a calibration set through the model and saves
 // the activation statistics the quantizer reads (see src/calibration/stats-file.ts for the files).
 import type { Command } from 'commander';
+import type { TensorLine } from '../calibration/tensor-line.js';
 import { collectStatistics, type ActivationStatistics, type TensorRecord } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
@@ -80,21 +81,6 @@ function pattern(source: string): RegExp {
   } catch (e) {
     throw new Error(`--targets is not a regular expression: ${(e as Error).message}`);
   }
-}
-
-interface TensorLine {
-  name: string;
-  op: string;
-  min: number;
-  max: number;
-  absMax: number;
-  /** 99.99th percentile of |x|. */
-  p9999: number;
-  /** Entropy (KL-optimal) clipping range. */
-  entropy: [number, number];
-  kurtosis: number | null;
-  atLeastMagnitude: number;
-  beyondSigmas: [number, number];
 }
 
 interface CalibrateReport {

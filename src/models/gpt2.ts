@@ -4,9 +4,8 @@
 // lm_head tied to the token embedding (MatMul with Transpose(transformer.wte.weight): one initializer).
 // Initializers are named as in Hugging Face's GPT2LMHeadModel; its Conv1D weights are already [in, out], which
 // is how MatMul reads them. Graph pieces shared with tiny-llama are in parts.ts.
-import { GraphBuilder, modelFrom } from '../onnx/builder.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { DataType, type ModelProto } from '../onnx/types.js';
-import { withWeights } from '../training/checkpoint.js';
 import {
   addBias,
   appendToCache,
@@ -19,6 +18,7 @@ import {
   linear,
   OPSET,
   Rng,
+  sampleModel,
   scalarF,
   SPECIAL_TOKENS,
   splitHeads,
@@ -138,15 +138,7 @@ export function buildGpt2(c: Gpt2Config = TINY_GPT2, seed = GPT2_DEFAULT_SEED, o
   const lmHead = root.scoped('lm_head');
   lmHead.node('MatMul', [normed, lmHead.op('Transpose', [wte], { perm: [1, 0] })], ['logits']);
 
-  const trained = options.weights !== undefined;
-  const model = modelFrom(root.graph, {
-    opsets: { '': OPSET },
-    producerName: 'onnx-compress scripts/build-sample-gpt2',
-    docString: trained
-      ? `tiny-gpt2: graph built by scripts/build-sample-gpt2 (seed ${seed}), weights trained by scripts/train-sample.ts (see MODEL_CARD.md)`
-      : `tiny-gpt2 with RANDOM weights (seed ${seed}); a placeholder, not a trained model`,
-  });
-  return trained ? withWeights(model, options.weights!) : model;
+  return sampleModel(root.graph, 'tiny-gpt2', 'scripts/build-sample-gpt2', seed, options.weights);
 }
 
 /** config.json in Hugging Face's GPT2Config spelling. */

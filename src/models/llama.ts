@@ -2,9 +2,8 @@
 // embeddings, grouped-query attention with a KV cache, SwiGLU). The builder draws seeded random weights; the
 // committed models/tiny-llama holds this graph with weights trained by scripts/train-sample.ts, which the
 // builder reproduces exactly when given them (`buildLlama(c, seed, { weights })`).
-import { GraphBuilder, modelFrom } from '../onnx/builder.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { DataType, type ModelProto } from '../onnx/types.js';
-import { withWeights } from '../training/checkpoint.js';
 import {
   appendToCache,
   attend,
@@ -17,6 +16,7 @@ import {
   linear,
   OPSET,
   Rng,
+  sampleModel,
   scalarF,
   SPECIAL_TOKENS,
   splitHeads,
@@ -191,15 +191,7 @@ export function buildLlama(c: DecoderConfig = TINY_LLAMA, seed = DEFAULT_SEED, o
   root.initializer('lm_head.weight', DataType.FLOAT, [c.hiddenSize, c.vocabSize], rng.normals(c.hiddenSize * c.vocabSize, INIT_STD));
   lmHead.node('MatMul', [normed, 'lm_head.weight'], ['logits']);
 
-  const trained = options.weights !== undefined;
-  const model = modelFrom(root.graph, {
-    opsets: { '': OPSET },
-    producerName: 'onnx-compress scripts/build-sample-decoder',
-    docString: trained
-      ? `tiny-llama: graph built by scripts/build-sample-decoder (seed ${seed}), weights trained by scripts/train-sample.ts (see MODEL_CARD.md)`
-      : `tiny-llama with RANDOM weights (seed ${seed}); a placeholder, not a trained model`,
-  });
-  return trained ? withWeights(model, options.weights!) : model;
+  return sampleModel(root.graph, 'tiny-llama', 'scripts/build-sample-decoder', seed, options.weights);
 }
 
 /** config.json in Hugging Face's LlamaConfig spelling. */

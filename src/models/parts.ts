@@ -3,9 +3,10 @@
 // with its KV cache. The graphs use plain opset-17 ops, named the way torch.onnx names them.
 import { writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { GraphBuilder } from '../onnx/builder.js';
+import { GraphBuilder, modelFrom } from '../onnx/builder.js';
 import { encodeModel } from '../onnx/codec.js';
-import { DataType, type ModelProto } from '../onnx/types.js';
+import { DataType, type GraphProto, type ModelProto } from '../onnx/types.js';
+import { withWeights } from '../training/checkpoint.js';
 import { AtomicFiles } from '../util/atomic.js';
 
 /** Byte-level vocabulary: ids 0-255 are the bytes, then three special tokens. */
@@ -167,4 +168,19 @@ export function writeModelFiles(dir: string, model: ModelProto, config: Record<s
     throw e;
   }
   return bytes.length;
+}
+
+/**
+ * The finished sample model: opset imports, provenance in the doc string, and the trained weights when given
+ * (the graph is always the seeded builder's, so a trained file is graph + weights).
+ */
+export function sampleModel(graph: GraphProto, name: string, script: string, seed: number, weights?: ReadonlyMap<string, Float32Array>): ModelProto {
+  const model = modelFrom(graph, {
+    opsets: { '': OPSET },
+    producerName: `onnx-compress ${script}`,
+    docString: weights
+      ? `${name}: graph built by ${script} (seed ${seed}), weights trained by scripts/train-sample.ts (see MODEL_CARD.md)`
+      : `${name} with RANDOM weights (seed ${seed}); a placeholder, not a trained model`,
+  });
+  return weights ? withWeights(model, weights) : model;
 }

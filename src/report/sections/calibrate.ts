@@ -1,20 +1,8 @@
 // The calibrate command's JSON as report sections: the run, the largest ranges (by three measures) and the
 // tensors with the most outliers. The shape is read loosely (the fields the sections use), so additions to the
 // command's report do not break the page.
+import type { TensorLine } from '../../calibration/tensor-line.js';
 import type { ReportDocument, ReportMeta, Section } from '../types.js';
-
-interface TensorLine {
-  name: string;
-  op: string;
-  min: number;
-  max: number;
-  absMax: number;
-  p9999: number;
-  entropy: [number, number];
-  kurtosis: number | null;
-  atLeastMagnitude: number;
-  beyondSigmas: [number, number];
-}
 
 export interface CalibrateReportLike {
   model: string;
