@@ -13,14 +13,14 @@ import * as ort from 'onnxruntime-node';
 import { table } from '../src/cli/output.js';
 import { loadModel } from '../src/onnx/model.js';
 import { type BackendName, crossEntropy, selectBackend, TfModel } from '../src/runtime/tf/index.js';
-import { batchFeeds, cacheLayout, fastTrainingRegistry, type TokenBatch, trainableWeights } from '../src/training/index.js';
+import { batchFeeds, cacheLayout, type TokenBatch, trainableWeights } from '../src/training/index.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Row {
   engine: string;
   backend: string;
-  registry: 'default' | 'training (2-D MatMul)' | '-';
+  registry: 'default' | '-';
   forwardTokensPerSecond: number;
   forwardBackwardTokensPerSecond: number | null;
 }
@@ -84,17 +84,15 @@ async function main(): Promise<void> {
   }
   for (const backend of backends) {
     await selectBackend(backend);
-    for (const registry of ['default', 'training (2-D MatMul)'] as const) {
-      const tf = TfModel.compile(model, registry === 'default' ? {} : { registry: fastTrainingRegistry() });
-      const weights = trainableWeights(tf);
-      // The pure-JS cpu backend is slow: one timed repeat is enough to rank it.
-      const reps = backend === 'cpu' ? 1 : repeats;
-      const fwd = await time(reps, () => tf.run(feeds, ['logits']));
-      const fb = await time(reps, () => tf.gradients({ feeds, objective: crossEntropy({ dims: [batch, seq], data: b.targets }), weights, fetches: ['logits'] }));
-      rows.push({ engine: 'tfjs interpreter', backend, registry, forwardTokensPerSecond: tokens / fwd, forwardBackwardTokensPerSecond: tokens / fb });
-      tf.dispose();
-      process.stderr.write(`${backend} / ${registry}: forward ${(tokens / fwd).toFixed(0)} tok/s, forward+backward ${(tokens / fb).toFixed(0)} tok/s\n`);
-    }
+    const tf = TfModel.compile(model);
+    const weights = trainableWeights(tf);
+    // The pure-JS cpu backend is slow: one timed repeat is enough to rank it.
+    const reps = backend === 'cpu' ? 1 : repeats;
+    const fwd = await time(reps, () => tf.run(feeds, ['logits']));
+    const fb = await time(reps, () => tf.gradients({ feeds, objective: crossEntropy({ dims: [batch, seq], data: b.targets }), weights, fetches: ['logits'] }));
+    rows.push({ engine: 'tfjs interpreter', backend, registry: 'default', forwardTokensPerSecond: tokens / fwd, forwardBackwardTokensPerSecond: tokens / fb });
+    tf.dispose();
+    process.stderr.write(`${backend}: forward ${(tokens / fwd).toFixed(0)} tok/s, forward+backward ${(tokens / fb).toFixed(0)} tok/s\n`);
   }
 
   const version = (pkg: string): string => {

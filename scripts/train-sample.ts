@@ -19,7 +19,6 @@ import type { EvaluationResult, TrainingRecord } from '../src/models/training-re
 import { selectBackend, TfModel, type BackendChoice } from '../src/runtime/tf/index.js';
 import {
   byteTokens,
-  fastTrainingRegistry,
   readJsonlTexts,
   Trainer,
   validationBatches,
@@ -216,7 +215,7 @@ async function main(argv: string[]): Promise<void> {
   log(`arch ${f.arch}, backend ${backend}, seed ${seed}, ${f.steps} steps of ${f.batch} x ${f.seq}`);
   const initial = arch.build(seed);
   const onnx = new OnnxModel(initial, undefined, `${f.arch} (seed ${seed})`);
-  const tf = TfModel.compile(onnx, { registry: fastTrainingRegistry() });
+  const tf = TfModel.compile(onnx);
   const floor = f.floor ?? f.lr / 10;
   const trainer = new Trainer(tf, onnx, {
     schedule: { peak: f.lr, warmup: f.warmup, total: f.steps, floor },

@@ -21,7 +21,6 @@ import {
   cacheLayout,
   clipGlobalNorm,
   cosineLearningRate,
-  fastTrainingRegistry,
   type TokenBatch,
   Trainer,
   WindowSampler,
@@ -104,7 +103,7 @@ const TEXT = 'the cat sat on the mat. the cat sat on the mat. the dog sat on the
 
 function toyTrainer(proto: ModelProto, seed: number): { trainer: Trainer; sampler: WindowSampler; tf: TfModel } {
   const onnx = new OnnxModel(proto, undefined, 'toy');
-  const tf = TfModel.compile(onnx, { registry: fastTrainingRegistry() });
+  const tf = TfModel.compile(onnx);
   const trainer = new Trainer(tf, onnx, { schedule: { peak: 1e-2, warmup: 2, total: 12 }, optimizer: { weightDecay: 0.1 }, clipNorm: 1 });
   const sampler = new WindowSampler([{ name: 'toy', documents: [byteTokens(TEXT)] }], 32, seed, undefined);
   return { trainer, sampler, tf };

@@ -77,9 +77,8 @@ ${r.command}
 | final training loss | ${fmt(r.finalLossBits)} bits per target (mean of the last 50 steps) |
 
 Reproducible: the same command (same seed and step count) on the same backend gives the same weights
-(test/training.test.ts checks this on a toy model); the optimizer runs in JS with float64 moments. MatMul runs
-through src/training's override (leading axes folded into one, so wasm's XNNPACK path multiplies); the graph
-is unchanged.
+(test/training.test.ts checks this on a toy model); the optimizer runs in JS with float64 moments. The interpreter's MatMul
+folds the leading axes of A into one (so wasm's XNNPACK path multiplies); the graph is unchanged.
 
 ${trainingDataRows}
 

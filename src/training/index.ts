@@ -6,4 +6,3 @@ export { BYTE_VOCAB, byteTokens, type NamedDocuments, readJsonlTexts, type Token
 export { batchFeeds, type CacheLayout, cacheLayout, logSoftmaxAt, type StepReport, Trainer, type TrainerOptions, trainableWeights } from './loop.js';
 export { AdamW, type AdamWOptions, clipGlobalNorm, globalNorm, type Parameter } from './optimizer.js';
 export { type CosineSchedule, cosineLearningRate } from './schedule.js';
-export { fastTrainingRegistry } from './fast-ops.js';
