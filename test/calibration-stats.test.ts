@@ -183,6 +183,46 @@ describe('observers', () => {
     assert.ok(states[0].range >= absMax && states[0].range < 2 * absMax);
   });
 
+  it('the per-tensor observer (one pass per chunk) agrees with the single-purpose observers', () => {
+    for (const [name, draw] of DISTRIBUTIONS) {
+      // Growing values make the histogram re-bin chunks binned at a range that turned out too narrow; the
+      // offset stresses the shifted power sums the one pass keeps.
+      const channels = 24;
+      const data = Float32Array.from(sample(draw, channels * 3000, 71), (v, i) => 3 + v * (1 + i / 20_000));
+      const chunks = chunksOf(data, channels, 72);
+      const state = run(tensorStatsObserver(), chunks);
+      const alone = {
+        minMax: run(minMaxObserver, chunks),
+        moments: run(momentsObserver, chunks),
+        magnitude: run(magnitudeObserver(6), chunks),
+        histogram: run(histogramObserver(2048), chunks),
+      };
+      assert.deepEqual(state.minMax, alone.minMax, `${name} range`);
+      assert.deepEqual(state.histogram, alone.histogram, `${name} histogram`);
+      assert.deepEqual(state.magnitude, alone.magnitude, `${name} magnitude`);
+      assert.equal(state.moments.count, alone.moments.count);
+      for (const key of ['mean', 'm2', 'm3', 'm4'] as const) assertClose(state.moments[key], alone.moments[key], 1e-10, `${name} ${key}`);
+    }
+  });
+
+  it('a chunk holding NaN or an infinity leaves the per-tensor state as it was, and its scan says so', () => {
+    const observer = tensorStatsObserver();
+    const state = run(observer, chunksOf(sample(gaussian, 400, 81), 4, 82));
+    const before = structuredClone(state);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const data = sample(gaussian, 400, 83, 100); // wider than the state's range, as a real outlier batch could be
+      data[137] = bad;
+      const chunk = new Chunk(data, 4);
+      observer.update(state, chunk);
+      assert.equal(chunk.scan.finite, false, `${bad}`);
+      assert.deepEqual(state, before, `${bad} left no trace`);
+    }
+    const clean = new Chunk(sample(gaussian, 400, 84), 4);
+    observer.update(state, clean);
+    assert.equal(clean.scan.finite, true);
+    assert.equal(state.moments.count, before.moments.count + 400);
+  });
+
   it('merging the states of two halves gives the state of the whole', () => {
     const channels = 32;
     const small = sample(gaussian, channels * 1000, 61);

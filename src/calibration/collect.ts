@@ -118,17 +118,19 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
       const badFeed = Object.entries(feeds).find(([, t]) => OBSERVED_ORT_TYPES.has(t.type) && !chunkOf(t).scan.finite);
       if (badFeed) throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, badFeed[1], samples, rows);
       const outputs = await capture.session.run(feeds, capture.fetches);
-      const chunks = observed.map(({ target }) => chunkOf(outputs[target.name]));
-      const bad = chunks.findIndex((c) => !c.scan.finite);
-      if (bad >= 0) {
-        const where = coversEveryOutput ? { target: observed[bad].target, outputs } : await locateFirstNonFinite(model, feeds, options.session);
-        throw nonFiniteError(model, where.target, where.outputs[where.target.name], samples, rows);
+      // In topological order, so the first chunk found holding a NaN or infinity is the first tensor with one.
+      // The observer finds out in the same pass that reads the values (and then leaves its state alone).
+      for (const o of observed) {
+        const output = outputs[o.target.name];
+        const chunk = chunkOf(output);
+        observer.update(o.state, chunk);
+        if (!chunk.scan.finite) {
+          const where = coversEveryOutput ? { target: o.target, outputs } : await locateFirstNonFinite(model, feeds, options.session);
+          throw nonFiniteError(model, where.target, where.outputs[where.target.name], samples, rows);
+        }
+        o.dtype = output.type as TensorRecord['dtype'];
+        o.shape = [...output.dims];
       }
-      observed.forEach((o, i) => {
-        observer.update(o.state, chunks[i]);
-        o.dtype = outputs[o.target.name].type as TensorRecord['dtype'];
-        o.shape = [...outputs[o.target.name].dims];
-      });
       batches++;
       samples += rows;
       tokens += tokensOf(feeds);

@@ -33,6 +33,11 @@ export class Chunk {
     return (this.scanned ??= scanValues(this.data));
   }
 
+  /** Records a scan a fused pass computed on the way (onePass), so that asking for it later costs nothing. */
+  recordScan(scan: ChunkScan): void {
+    this.scanned ??= scan;
+  }
+
   /** Largest magnitude; 0 for an empty chunk. */
   get absMax(): number {
     const { min, max, count } = this.scan;

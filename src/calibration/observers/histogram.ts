@@ -57,7 +57,7 @@ export function copyHistogram(h: HistogramState): HistogramState {
 }
 
 /** Bins every value; all must lie within [-range, range]. */
-function addValues(h: HistogramState, data: Float32Array): void {
+export function addValues(h: HistogramState, data: Float32Array): void {
   const counts = h.counts;
   const scale = h.bins / (2 * h.range); // precomputed: one multiply and one add per value
   const half = h.bins / 2;
@@ -65,6 +65,18 @@ function addValues(h: HistogramState, data: Float32Array): void {
   for (let i = 0; i < data.length; i++) {
     const k = (data[i] * scale + half) | 0; // >= 0 since data[i] >= -range, so | 0 floors
     counts[k > last ? last : k]++; // only x == range lands on `bins`
+  }
+}
+
+/**
+ * Adds integer counts binned at the histogram's current range (as onePass bins them) and zeroes them, reading
+ * only bins from..to (inclusive), where the caller knows every count lies.
+ */
+export function foldCounts(h: HistogramState, counts: Int32Array, from: number, to: number): void {
+  const target = h.counts;
+  for (let k = from; k <= to; k++) {
+    target[k] += counts[k];
+    counts[k] = 0;
   }
 }
 

@@ -1,14 +1,25 @@
-// Everything the toolkit records about one activation tensor, as one observer built from the single-purpose
-// ones: range, moments, per-channel magnitude, outlier counts, |x| percentiles and the entropy threshold.
-// Each chunk is scanned once (Chunk caches the scan) and then read by three more passes: moments, histogram
-// and magnitude.
+// Everything the toolkit records about one activation tensor: range, moments, per-channel magnitude, outlier
+// counts, |x| percentiles and the entropy threshold. Its state is the single-purpose observers' states side by
+// side (so they merge and finalize the same way), but a chunk is read once, by onePass, rather than once per
+// observer: the single-purpose observers stay the plain reference the tests hold this one to.
 import type { Chunk } from './chunk.js';
 import { checkQuantizedBins, DEFAULT_QUANTIZED_BINS, entropyThreshold, type EntropyThreshold } from './entropy.js';
-import { absPercentile, binWidth, countOutside, DEFAULT_HISTOGRAM_BINS, histogramObserver, type HistogramState } from './histogram.js';
-import { magnitudeObserver, type MagnitudeState } from './magnitude.js';
+import {
+  absPercentile,
+  addValues,
+  binWidth,
+  countOutside,
+  DEFAULT_HISTOGRAM_BINS,
+  foldCounts,
+  growRange,
+  histogramObserver,
+  type HistogramState,
+} from './histogram.js';
+import { magnitudeObserver, raiseMagnitude, type MagnitudeState } from './magnitude.js';
 import { minMaxObserver, type MinMaxState } from './min-max.js';
-import { momentsObserver, type MomentsState } from './moments.js';
+import { combineMoments, momentsObserver, type MomentsState } from './moments.js';
 import type { Observer } from './observer.js';
+import { centralFromShifted, onePass, type OnePassBuffers } from './one-pass.js';
 
 export interface TensorStatsOptions {
   /** Bins of the streaming histogram; default 2048. */
@@ -82,11 +93,9 @@ export function tensorStatsObserver(options: TensorStatsOptions = {}): Observer<
   checkQuantizedBins(o.histogramBins, o.quantizedBins); // now rather than at finalize
   return {
     init: () => ({ minMax: minMaxObserver.init(), moments: momentsObserver.init(), magnitude: magnitude.init(), histogram: histogram.init() }),
+    /** Reads the chunk once; a chunk holding NaN or an infinity leaves the state as it was (its scan says so). */
     update(state: TensorStatsState, chunk: Chunk): void {
-      minMaxObserver.update(state.minMax, chunk);
-      momentsObserver.update(state.moments, chunk);
-      histogram.update(state.histogram, chunk);
-      magnitude.update(state.magnitude, chunk);
+      updateInOnePass(state, chunk, o.outlierMagnitude);
     },
     merge: (a, b) => ({
       minMax: minMaxObserver.merge(a.minMax, b.minMax),
@@ -122,4 +131,44 @@ export function tensorStatsObserver(options: TensorStatsOptions = {}): Observer<
       };
     },
   };
+}
+
+/** Scratch for onePass, reused across chunks and tensors: calibration runs one chunk at a time per thread. */
+let scratch: OnePassBuffers = { peaks: new Float64Array(0), counts: new Int32Array(0) };
+
+function buffersFor(channels: number, bins: number): OnePassBuffers {
+  if (scratch.peaks.length < channels) scratch = { ...scratch, peaks: new Float64Array(channels) };
+  if (scratch.counts.length !== bins) scratch = { ...scratch, counts: new Int32Array(bins) };
+  return scratch;
+}
+
+function updateInOnePass(state: TensorStatsState, chunk: Chunk, threshold: number): void {
+  const { data, channels } = chunk;
+  const h = state.histogram;
+  const buffers = buffersFor(channels, h.bins);
+  // About the running mean once there is one: the sums then stay small and the moments lose nothing.
+  const shift = state.moments.count > 0 ? state.moments.mean : data.length > 0 ? data[0] : 0;
+  const sums = onePass(data, channels, shift, h.range, threshold, buffers);
+  const { count, min, max, finite } = sums;
+  chunk.recordScan({ count, min, max, sum: count * shift + sums.s1, finite });
+  if (count === 0) return;
+  const last = h.bins - 1;
+  const scale = h.bins / (2 * h.range);
+  const binOf = (x: number) => Math.min(last, Math.max(0, Math.floor(x * scale + h.bins / 2)));
+  if (!finite) {
+    buffers.counts.fill(0); // NaN and infinities went to bin 0 or clamped ends
+    return;
+  }
+  if (min < -h.range || max > h.range) {
+    // Binned at a range too narrow: drop those counts, widen, and bin this chunk again.
+    buffers.counts.fill(0, binOf(min), binOf(max) + 1);
+    growRange(h, Math.max(-min, max));
+    addValues(h, data);
+  } else {
+    foldCounts(h, buffers.counts, binOf(min), binOf(max));
+  }
+  if (min < state.minMax.min) state.minMax.min = min;
+  if (max > state.minMax.max) state.minMax.max = max;
+  state.moments = combineMoments(state.moments, centralFromShifted(sums));
+  raiseMagnitude(state.magnitude, buffers.peaks, channels, sums.atLeast);
 }
