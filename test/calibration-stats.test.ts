@@ -379,6 +379,12 @@ describe('collection', () => {
     assertClose(record.stats.std, expected.std, 1e-9, 'std');
     assert.equal(record.stats.channelAbsMax.length, 128);
     assert.equal(Math.max(...record.stats.channelAbsMax), record.stats.absMax);
+
+    // Statistics computed on the calling thread and spread over worker threads are the same, bit for bit.
+    const [inline, spread] = await Promise.all([0, 3].map((workers) => collectStatistics(model, memorySet(batches, 'tokens'), { workers })));
+    assert.deepEqual([inline.observerWorkers, spread.observerWorkers], [0, 3]);
+    assert.deepEqual(spread.tensors, inline.tensors);
+    assert.deepEqual(spread.tensors, stats.tensors);
   });
 
   it('names the first tensor in topological order and the sample when the model makes NaN or -Infinity', async () => {
@@ -388,9 +394,9 @@ describe('collection', () => {
     const good = rowsOf([[20, 30], [40, 50]]);
     // Sample 3 (the second row of the second batch) reaches Log(-5).
     const set = memorySet([good, rowsOf([[30, 30], [5, 30]])]);
-    for (const targets of [undefined, { include: /^a_doubled$/ }]) {
+    for (const [targets, workers] of [[undefined, 0], [undefined, 2], [{ include: /^a_doubled$/ }, 0], [{ include: /^a_doubled$/ }, 2]] as const) {
       // With only the Mul output observed, the collector re-runs the batch to find where the NaN starts.
-      await assert.rejects(collectStatistics(model, set, targets ? { targets } : {}), (e: unknown) => {
+      await assert.rejects(collectStatistics(model, set, { workers, ...(targets ? { targets } : {}) }), (e: unknown) => {
         assert.ok(e instanceof NonFiniteError, String(e));
         assert.equal(e.tensor, 'z_log');
         assert.equal(e.value, 'NaN');

@@ -11,22 +11,28 @@ import type { Tensor } from 'onnxruntime-node';
 import { ModelError, OnnxModel } from '../onnx/model.js';
 import { withOutputs } from '../runtime/capture.js';
 import { fromOrtTensor } from '../runtime/ort-tensor.js';
-import { type Feeds, type Outputs, Session, type SessionOptions } from '../runtime/session.js';
+import { type Feeds, Session, type SessionOptions } from '../runtime/session.js';
 import type { CalibrationSet } from './data/index.js';
 import { Chunk, firstNonFinite } from './observers/chunk.js';
+import { defaultObserverWorkers, openObserverSink, type BatchProblem } from './observer-pool.js';
 import {
   resolveStatsOptions,
-  tensorStatsObserver,
   type ResolvedStatsOptions,
   type TensorStats,
   type TensorStatsOptions,
 } from './observers/tensor-stats.js';
 import { selectTargets, type Target, type TargetOptions } from './targets.js';
+import type { NonFiniteReport } from './tensor-observers.js';
 
 export interface CollectOptions extends TensorStatsOptions {
   targets?: TargetOptions;
   /** ONNX Runtime threads and execution provider; graph optimisation stays off so every target exists as written. */
-  session?: Pick<SessionOptions, 'intraOpThreads' | 'executionProvider'>;
+  session?: Pick<SessionOptions, 'intraOpThreads' | 'executionProvider' | 'spinning'>;
+  /**
+   * Worker threads that compute the statistics while ONNX Runtime runs the next batch; 0 computes them on the
+   * calling thread. Default: one per core beyond the first, at most 4. The statistics do not depend on it.
+   */
+  workers?: number;
   /** Called after every batch. */
   onProgress?: (progress: CollectProgress) => void;
 }
@@ -57,6 +63,8 @@ export interface ActivationStatistics {
   model: string;
   data: { source: string; kind: CalibrationSet['kind']; sampleCount: number; tokenCount: number };
   options: { targets: TargetDescription; stats: ResolvedStatsOptions };
+  /** Threads that computed the statistics besides the one running ONNX Runtime (0: the same thread). */
+  observerWorkers: number;
   samples: number;
   tokens: number;
   batches: number;
@@ -98,39 +106,59 @@ const OBSERVED_ORT_TYPES = new Set(['float32', 'float16']);
 export async function collectStatistics(model: OnnxModel, set: CalibrationSet, options: CollectOptions = {}): Promise<ActivationStatistics> {
   const started = performance.now();
   const statsOptions = resolveStatsOptions(options);
-  const observer = tensorStatsObserver(statsOptions);
   const targets = selectTargets(model, options.targets);
   if (targets.length === 0) throw new ModelError(`${model.source}: no tensor matches the calibration targets`);
-  const capture = await openCapture(model, targets, options.session);
+  const workers = options.workers ?? defaultObserverWorkers();
+  // With workers, ORT's idle threads must not spin on the cores the workers need.
+  const capture = await openCapture(model, targets, { ...options.session, ...(workers > 0 ? { spinning: false } : {}) });
+  const sink = await openObserverSink(statsOptions, workers).catch(async (e: unknown) => {
+    await capture.session.dispose();
+    throw e;
+  });
   const opened = performance.now();
   const skipped = capture.skipped;
-  const observed = capture.targets.map((target) => ({ target, state: observer.init(), dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
+  const observed = capture.targets.map((target) => ({ target, dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
   const targetDescription = describeTargets(options.targets);
   const coversEveryOutput = Object.keys(targetDescription).length === 0;
+  // What a NaN/Inf error needs of each batch still being observed: its samples and, to locate the value when
+  // the targets do not cover every output, its feeds. At most a few batches are in flight.
+  const inFlight = new Map<number, { feeds: Feeds; firstSample: number; rows: number }>();
+  const fail = async (problem: BatchProblem): Promise<never> => {
+    const batch = inFlight.get(problem.batch)!;
+    if (coversEveryOutput) {
+      const target = observed[problem.tensor].target;
+      throw nonFiniteError(model, target, observed[problem.tensor].shape, problem, batch.firstSample, batch.rows);
+    }
+    const where = await locateFirstNonFinite(model, batch.feeds, options.session);
+    throw nonFiniteError(model, where.target, where.dims, where, batch.firstSample, batch.rows);
+  };
 
   let batches = 0;
   let samples = 0;
   let tokens = 0;
+  let statistics: Map<number, TensorStats>;
+  let streamed: number;
   try {
     for await (const feeds of set.batches()) {
       const rows = batchRows(feeds);
       // A NaN in the data is the data's fault: named before the model runs.
       const badFeed = Object.entries(feeds).find(([, t]) => OBSERVED_ORT_TYPES.has(t.type) && !chunkOf(t).scan.finite);
-      if (badFeed) throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, badFeed[1], samples, rows);
+      if (badFeed) {
+        const { data } = chunkOf(badFeed[1]);
+        throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, [...badFeed[1].dims], locate(data), samples, rows);
+      }
       const outputs = await capture.session.run(feeds, capture.fetches);
-      // In topological order, so the first chunk found holding a NaN or infinity is the first tensor with one.
-      // The observer finds out in the same pass that reads the values (and then leaves its state alone).
-      for (const o of observed) {
+      const items = observed.map((o, tensor) => {
         const output = outputs[o.target.name];
-        const chunk = chunkOf(output);
-        observer.update(o.state, chunk);
-        if (!chunk.scan.finite) {
-          const where = coversEveryOutput ? { target: o.target, outputs } : await locateFirstNonFinite(model, feeds, options.session);
-          throw nonFiniteError(model, where.target, where.outputs[where.target.name], samples, rows);
-        }
         o.dtype = output.type as TensorRecord['dtype'];
         o.shape = [...output.dims];
-      }
+        const { data, channels } = chunkOf(output);
+        return { tensor, data, channels };
+      });
+      inFlight.set(batches, { feeds, firstSample: samples, rows });
+      inFlight.delete(batches - 4); // done by now: the sink keeps fewer in flight
+      const problem = await sink.submit(batches, items);
+      if (problem) await fail(problem);
       batches++;
       samples += rows;
       tokens += tokensOf(feeds);
@@ -143,22 +171,26 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         seconds: (performance.now() - opened) / 1000,
       });
     }
+    const problem = await sink.drain();
+    if (problem) await fail(problem);
+    if (batches === 0) throw new ModelError(`${set.source}: the calibration set gave no batches`);
+    streamed = performance.now();
+    statistics = await sink.finalize();
   } finally {
-    await capture.session.dispose();
+    await Promise.all([capture.session.dispose(), sink.close()]);
   }
-  if (batches === 0) throw new ModelError(`${set.source}: the calibration set gave no batches`);
-  const streamed = performance.now();
 
   const tensors: TensorRecord[] = [];
-  for (const o of observed) {
-    const stats = observer.finalize(o.state);
-    if (stats.count === 0) skipped.push({ name: o.target.name, reason: 'always empty' });
+  observed.forEach((o, i) => {
+    const stats = statistics.get(i);
+    if (!stats || stats.count === 0) skipped.push({ name: o.target.name, reason: 'always empty' });
     else tensors.push({ name: o.target.name, ...(o.target.producer ? { producer: o.target.producer } : {}), dtype: o.dtype, shape: o.shape, stats });
-  }
+  });
   return {
     model: model.source,
     data: { source: set.source, kind: set.kind, sampleCount: set.sampleCount, tokenCount: set.tokenCount },
     options: { targets: targetDescription, stats: statsOptions },
+    observerWorkers: sink.workers,
     samples,
     tokens,
     batches,
@@ -203,25 +235,39 @@ function chunkOf(t: Tensor): Chunk {
 }
 
 /** Runs the batch again capturing every float node output, and finds the first holding a NaN or infinity. */
-async function locateFirstNonFinite(model: OnnxModel, feeds: Feeds, options: CollectOptions['session']): Promise<{ target: Target; outputs: Outputs }> {
+async function locateFirstNonFinite(model: OnnxModel, feeds: Feeds, options: CollectOptions['session']): Promise<{ target: Target; dims: number[] } & NonFiniteReport> {
   const capture = await openCapture(model, selectTargets(model), options);
   try {
     const outputs = await capture.session.run(feeds, capture.fetches);
-    const target = capture.targets.find((t) => !chunkOf(outputs[t.name]).scan.finite);
+    for (const [tensor, target] of capture.targets.entries()) {
+      const { data } = chunkOf(outputs[target.name]);
+      const at = firstNonFinite(data);
+      if (at >= 0) return { target, dims: [...outputs[target.name].dims], tensor, ...locate(data) };
+    }
     // The targets held one, so some node output does; a model that is not deterministic could still disagree.
-    if (!target) throw new ModelError(`${model.source}: a NaN or infinity appeared in one run of a batch but not in a second`);
-    return { target, outputs };
+    throw new ModelError(`${model.source}: a NaN or infinity appeared in one run of a batch but not in a second`);
   } finally {
     await capture.session.dispose();
   }
 }
 
-function nonFiniteError(model: OnnxModel, target: Target, tensor: Tensor, firstSample: number, rows: number): NonFiniteError {
-  const data = chunkOf(tensor).data;
+/** The first non-finite element of `data`, which holds one. */
+function locate(data: Float32Array): Omit<NonFiniteReport, 'tensor'> {
   const at = firstNonFinite(data);
-  const value = Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity';
+  return { at, value: Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity' };
+}
+
+function nonFiniteError(
+  model: OnnxModel,
+  target: Target,
+  dims: readonly number[],
+  { at, value }: Omit<NonFiniteReport, 'tensor'>,
+  firstSample: number,
+  rows: number,
+): NonFiniteError {
+  const size = dims.reduce((a, b) => a * b, 1);
   // The batch is axis 0 when the tensor has one row per sample; a tensor shared by the batch cannot say which.
-  const row = rows === 1 ? 0 : tensor.dims[0] === rows ? Math.floor(at / (data.length / rows)) : undefined;
+  const row = rows === 1 ? 0 : dims[0] === rows ? Math.floor(at / (size / rows)) : undefined;
   const samples: [number, number] = row === undefined ? [firstSample, firstSample + rows - 1] : [firstSample + row, firstSample + row];
   const which = samples[0] === samples[1] ? `calibration sample ${samples[0]}` : `the batch of calibration samples ${samples[0]}-${samples[1]}`;
   const where = target.producer

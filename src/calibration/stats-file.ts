@@ -93,7 +93,14 @@ export function writeStatsFile(
       data: statistics.data,
       calibration: source.calibration ?? {},
       options: statistics.options,
-      run: { samples: statistics.samples, tokens: statistics.tokens, batches: statistics.batches, seconds: statistics.seconds, timing: statistics.timing },
+      run: {
+        samples: statistics.samples,
+        tokens: statistics.tokens,
+        batches: statistics.batches,
+        observerWorkers: statistics.observerWorkers,
+        seconds: statistics.seconds,
+        timing: statistics.timing,
+      },
       binary,
       tensors: statistics.tensors.map((t, i) => tensorEntry(t, layout.offsets[i])),
       skipped: statistics.skipped,
@@ -142,6 +149,7 @@ export function readStatsFile(jsonPath: string): StatsFile {
       data: json.data,
       options: json.options,
       ...json.run,
+      observerWorkers: json.run.observerWorkers ?? 0, // not recorded before it existed
       tensors,
       skipped: json.skipped,
     },
@@ -226,7 +234,7 @@ interface StatsJson {
   data: ActivationStatistics['data'];
   calibration: CalibrationOptions;
   options: ActivationStatistics['options'];
-  run: Pick<ActivationStatistics, 'samples' | 'tokens' | 'batches' | 'seconds' | 'timing'>;
+  run: Pick<ActivationStatistics, 'samples' | 'tokens' | 'batches' | 'seconds' | 'timing'> & { observerWorkers?: number };
   binary: { file: string; bytes: number; sha256: string };
   tensors: TensorEntry[];
   skipped: ActivationStatistics['skipped'];
