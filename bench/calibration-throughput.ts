@@ -1,20 +1,26 @@
 // Calibration throughput on a decoder: tokens/s of a plain ONNX Runtime forward pass against activation-statistics
-// collection (collectStatistics, default targets) over the same batches, same batch size and sequence length.
-// To show what limits collection it also times the forward pass with graph optimisation off (as capture runs
-// it), the capture alone (every target tensor handed to JS, no statistics), and collection of only the tensors a
-// quantizer needs (MatMul/Gemm/Conv inputs). Every measure gets a warm-up pass, then REPEATS rounds each run all
-// of them in turn; figures are medians over rounds. Collection is timed over its batches (timing.streamSeconds);
-// finalising the statistics is reported apart.
-// Prints a table and writes bench/results/calibration-throughput.json.
+// collection (collectStatistics, default targets, default statistics workers) over the same batches, same batch
+// size and sequence length. To show what limits collection it also times the forward pass with graph
+// optimisation off (as capture runs it), the capture alone (every target tensor handed to JS, no statistics),
+// collection with the statistics on the main thread (no workers), and collection of only the tensors a quantizer
+// needs (MatMul/Gemm/Conv inputs). Every measure gets a warm-up pass, then REPEATS rounds each run all of them in
+// turn; figures are medians over rounds. Collection is timed over its batches (timing.streamSeconds); finalising
+// the statistics is reported apart.
+// Prints a table and writes bench/results/calibration-throughput[-large].json.
 //
-//   npx tsc -p . && node dist/bench/calibration-throughput.js [--batch N] [--seq-len N] [--batches N] [--threads N] [model.onnx]
+//   npx tsc -p . && node dist/bench/calibration-throughput.js [--batch N] [--seq-len N] [--batches N] [--threads N] [--workers N] [model.onnx]
 //   (default: models/tiny-llama/model.onnx, the prose calibration set, batch 4, sequence 128, 8 batches)
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+//   node dist/bench/calibration-throughput.js --large [--layers N]
+//   (a random-weight decoder of TinyLlama-1.1B's width, scripts/build-large-decoder.ts, 2 layers by default, built in
+//   a temporary folder; token ids as data; batch 1, 4 batches)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
 import { collectStatistics, type ActivationStatistics } from '../src/calibration/collect.js';
+import { defaultObserverWorkers } from '../src/calibration/observer-pool.js';
+import { buildLargeDecoder, LARGE_DECODER } from '../scripts/build-large-decoder.js';
 import { openCalibrationSet, type CalibrationSet } from '../src/calibration/data/index.js';
 import { DEFAULT_INPUT_OPS, type TargetOptions } from '../src/calibration/targets.js';
 import { table } from '../src/cli/output.js';
@@ -32,10 +38,14 @@ interface Args {
   sequence: number;
   batches: number;
   threads?: number;
+  workers: number;
+  /** Build and measure the random decoder of TinyLlama's width with this many layers. */
+  largeLayers?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { model: join(REPO, 'models/tiny-llama/model.onnx'), batch: 4, sequence: 128, batches: 8 };
+  const args: Args = { model: join(REPO, 'models/tiny-llama/model.onnx'), batch: 4, sequence: 128, batches: 8, workers: defaultObserverWorkers() };
+  if (argv.includes('--large')) Object.assign(args, { largeLayers: 2, batch: 1, batches: 4 });
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} must be a whole number >= 1, got '${v}'`);
@@ -47,7 +57,9 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--seq-len') args.sequence = int(flag, argv[++i]);
     else if (flag === '--batches') args.batches = int(flag, argv[++i]);
     else if (flag === '--threads') args.threads = int(flag, argv[++i]);
-    else args.model = flag;
+    else if (flag === '--workers') args.workers = Number(argv[++i]);
+    else if (flag === '--layers') args.largeLayers = int(flag, argv[++i]);
+    else if (flag !== '--large') args.model = flag;
   }
   return args;
 }
@@ -74,10 +86,10 @@ function forwardPass(session: Session, batches: readonly Feeds[], tokens: number
 }
 
 /** A collection pass, timed over its batches (session opening and finalisation apart); keeps the last result. */
-function collectionPass(model: OnnxModel, set: CalibrationSet, targets: TargetOptions | undefined, threads: number | undefined) {
+function collectionPass(model: OnnxModel, set: CalibrationSet, targets: TargetOptions | undefined, threads: number | undefined, workers: number) {
   const holder: { last?: ActivationStatistics } = {};
   const pass: Pass = async () => {
-    holder.last = await collectStatistics(model, set, { ...(targets ? { targets } : {}), ...(threads ? { session: { intraOpThreads: threads } } : {}) });
+    holder.last = await collectStatistics(model, set, { workers, ...(targets ? { targets } : {}), ...(threads ? { session: { intraOpThreads: threads } } : {}) });
     return holder.last.tokens / holder.last.timing.streamSeconds;
   };
   return { pass, holder };
@@ -95,10 +107,37 @@ function inMemorySet(batches: readonly Feeds[], like: CalibrationSet): Calibrati
   };
 }
 
+/** Token-id records for a model without a tokenizer (the random decoder). */
+function tokenIdSet(dir: string, records: number, length: number, vocab: number): string {
+  const file = join(dir, 'ids.jsonl');
+  const line = (i: number) => JSON.stringify({ input_ids: Array.from({ length }, (_, j) => (i * 7919 + j * 104729 + 17) % vocab) });
+  writeFileSync(file, Array.from({ length: records }, (_, i) => line(i)).join('\n') + '\n');
+  return file;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  const work = args.largeLayers ? mkdtempSync(join(tmpdir(), 'onnx-calibration-bench-')) : undefined;
+  try {
+    await measure(args, work);
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function measure(args: Args, work: string | undefined): Promise<void> {
+  let data = join(REPO, 'calibration-sets/prose');
+  let description = args.model;
+  if (work && args.largeLayers) {
+    const config = { ...LARGE_DECODER, numHiddenLayers: args.largeLayers };
+    const built = buildLargeDecoder(join(work, 'large'), config);
+    args.model = built.model;
+    data = tokenIdSet(work, args.batch * args.batches, args.sequence, config.vocabSize);
+    description =
+      `random-weight decoder of TinyLlama-1.1B's width (hidden ${config.hiddenSize}, MLP ${config.intermediateSize}, ` +
+      `${config.numAttentionHeads}/${config.numKeyValueHeads} heads, vocabulary ${config.vocabSize}), ${config.numHiddenLayers} layers, ${built.parameters.toLocaleString('en-US')} parameters`;
+  }
   const model = loadModel(args.model);
-  const data = join(REPO, 'calibration-sets/prose');
   const set = await openCalibrationSet(data, model, { samples: args.batch * args.batches, sequenceLength: args.sequence, batchSize: args.batch });
   const batches: Feeds[] = [];
   for await (const f of set.batches()) batches.push(f);
@@ -108,8 +147,9 @@ async function main(): Promise<void> {
 
   const plain = await Session.create(model, sessionOptions);
   const unoptimised = await Session.create(model, { ...sessionOptions, graphOptimization: 'disabled' });
-  const full = collectionPass(model, memory, undefined, args.threads);
-  const minimal = collectionPass(model, memory, { inputsOf: DEFAULT_INPUT_OPS }, args.threads);
+  const full = collectionPass(model, memory, undefined, args.threads, args.workers);
+  const inline = collectionPass(model, memory, undefined, args.threads, 0);
+  const minimal = collectionPass(model, memory, { inputsOf: DEFAULT_INPUT_OPS }, args.threads, args.workers);
   await full.pass(); // also gives the target list the capture-only pass fetches
   const names = full.holder.last!.tensors.map((t) => t.name);
   const capture = await Session.create(new OnnxModel(withOutputs(model.proto, names, model.source), model.baseDir, model.source), {
@@ -121,6 +161,7 @@ async function main(): Promise<void> {
     unoptimised: forwardPass(unoptimised, batches, tokens),
     capture: forwardPass(capture, batches, tokens, names),
     full: full.pass,
+    ...(args.workers > 0 ? { inline: inline.pass } : {}),
     minimal: minimal.pass,
   };
   // One warm-up pass each, then rounds that run every pass in turn, so that all see the same machine: on a
@@ -135,13 +176,17 @@ async function main(): Promise<void> {
   for (const s of [plain, unoptimised, capture]) await s.dispose();
 
   const values = (s: ActivationStatistics) => s.tensors.reduce((n, t) => n + t.stats.count, 0) / s.tokens;
-  const describe = (s: ActivationStatistics) => `${s.tensors.length} tensors; finalising took ${s.timing.finalizeSeconds.toFixed(2)} s`;
+  const describe = (s: ActivationStatistics) =>
+    `${s.tensors.length} tensors, ${s.observerWorkers} statistics worker${s.observerWorkers === 1 ? '' : 's'}; finalising took ${s.timing.finalizeSeconds.toFixed(2)} s`;
   const [fullStats, minimalStats] = [full.holder.last!, minimal.holder.last!];
   const measures: Measure[] = [
     { what: 'plain forward (ORT, graph optimisation all)', tokensPerSecond: median(rates.plain) },
     { what: 'plain forward, graph optimisation off', tokensPerSecond: median(rates.unoptimised) },
     { what: 'capture only: every target to JS, no statistics', tokensPerSecond: median(rates.capture), valuesPerToken: values(fullStats) },
     { what: 'statistics collection, default targets', tokensPerSecond: median(rates.full), valuesPerToken: values(fullStats), note: describe(fullStats) },
+    ...(rates.inline
+      ? [{ what: 'statistics collection, default targets, main thread only', tokensPerSecond: median(rates.inline), valuesPerToken: values(fullStats), note: describe(inline.holder.last!) }]
+      : []),
     {
       what: 'statistics collection, MatMul/Gemm/Conv inputs only',
       tokensPerSecond: median(rates.minimal),
@@ -151,47 +196,52 @@ async function main(): Promise<void> {
   ];
   const plainRate = measures[0].tokensPerSecond;
   const ratio = median(ratios);
+  const quantizerRatio = median(rates.minimal.map((r, i) => r / rates.plain[i]));
   const report = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), platform: process.platform, arch: process.arch, node: process.version },
     onnxRuntime: { version: env.versions.node ?? env.versions.common, executionProvider: 'cpu', intraOpThreads: args.threads ?? `ONNX Runtime default (${cpus().length} cores)` },
     method: {
-      model: args.model,
+      model: description,
       data: set.source,
       batch: args.batch,
       sequenceLength: args.sequence,
       batches: args.batches,
       tokensPerPass: tokens,
       rounds: REPEATS,
+      observerWorkers: args.workers,
       statistic:
         'median over rounds after one warm-up pass each; each round runs every measure once in turn; collection is timed over its batches, finalisation apart; ratio = median of per-round collection/plain',
     },
     plainTokensPerSecond: plainRate,
     collectionTokensPerSecond: measures[3].tokensPerSecond,
     ratio,
+    quantizerInputsRatio: quantizerRatio,
     target: TARGET_RATIO,
     meetsTarget: ratio >= TARGET_RATIO,
     measures,
     rounds: { rates, ratios },
   };
-  const out = join(REPO, 'bench', 'results', 'calibration-throughput.json');
+  const out = join(REPO, 'bench', 'results', `calibration-throughput${args.largeLayers ? '-large' : ''}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 
+  const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
   process.stdout.write(
     `${report.machine.cpu}, ${report.machine.cores} cores; ONNX Runtime ${report.onnxRuntime.version}, threads: ${report.onnxRuntime.intraOpThreads}\n` +
-      `${args.model}, batch ${args.batch} x ${args.sequence} tokens, ${args.batches} batches (${tokens} tokens) per pass, ${REPEATS} rounds\n\n` +
+      `${description}, batch ${args.batch} x ${args.sequence} tokens, ${args.batches} batches (${tokens} tokens) per pass, ${REPEATS} rounds\n\n` +
       table(
         ['measure', 'tokens/s', 'of plain', 'values/token', 'note'],
         measures.map((m) => [
           m.what,
           Math.round(m.tokensPerSecond),
-          `${((100 * m.tokensPerSecond) / plainRate).toFixed(1)}%`,
+          percent(m.tokensPerSecond / plainRate),
           m.valuesPerToken === undefined ? '' : Math.round(m.valuesPerToken),
           m.note ?? '',
         ]),
       ) +
-      `\n\ncollection / plain forward: ${(100 * ratio).toFixed(1)}% (median of per-round ratios; target ${100 * TARGET_RATIO}%)\nwrote ${out}\n`,
+      `\n\ncollection / plain forward (median of per-round ratios; target ${percent(TARGET_RATIO)}): ` +
+      `default targets ${percent(ratio)}, MatMul/Gemm/Conv inputs only ${percent(quantizerRatio)}\nwrote ${out}\n`,
   );
 }
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -507,13 +507,15 @@ describe('calibrate command', () => {
     assert.equal(report.batches, 2);
     assert.ok(report.tensors > 200);
     assert.equal(report.largestRanges.length, 10);
+    assert.equal(report.observerWorkers, Math.max(0, Math.min(4, cpus().length - 1)), 'the default worker count');
     const file = readStatsFile(out);
     checkModelMatches(file, TINY_LLAMA);
     assert.deepEqual(file.calibration, { samples: 4, sequenceLength: 32, batchSize: 2 });
     assert.equal(file.statistics.tensors.length, report.tensors);
 
-    const text = cli(...args, '--targets', 'MatMul');
+    const text = cli(...args, '--targets', 'MatMul', '--workers', '0');
     assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /statistics on the main thread/);
     assert.match(text.stdout, /^calibrated .*model\.onnx on .*prose.* \(text\)$/m);
     assert.match(text.stdout, /largest ranges:/);
     assert.match(text.stdout, /most outliers/);
@@ -522,5 +524,6 @@ describe('calibrate command', () => {
 
     assert.match(oneLineError(cli(...args, '--batch', '0')), /--batch must be a positive whole number/);
     assert.match(oneLineError(cli(...args, '--targets', '(')), /--targets is not a regular expression/);
+    assert.match(oneLineError(cli(...args, '--workers', '-1')), /--workers must be a whole number, got '-1'/);
   });
 });

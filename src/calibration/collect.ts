@@ -122,12 +122,12 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   const coversEveryOutput = Object.keys(targetDescription).length === 0;
   // What a NaN/Inf error needs of each batch still being observed: its samples and, to locate the value when
   // the targets do not cover every output, its feeds. At most a few batches are in flight.
-  const inFlight = new Map<number, { feeds: Feeds; firstSample: number; rows: number }>();
+  const inFlight = new Map<number, { feeds: Feeds; firstSample: number; rows: number; shapes: number[][] }>();
   const fail = async (problem: BatchProblem): Promise<never> => {
     const batch = inFlight.get(problem.batch)!;
     if (coversEveryOutput) {
       const target = observed[problem.tensor].target;
-      throw nonFiniteError(model, target, observed[problem.tensor].shape, problem, batch.firstSample, batch.rows);
+      throw nonFiniteError(model, target, batch.shapes[problem.tensor], problem, batch.firstSample, batch.rows);
     }
     const where = await locateFirstNonFinite(model, batch.feeds, options.session);
     throw nonFiniteError(model, where.target, where.dims, where, batch.firstSample, batch.rows);
@@ -155,8 +155,8 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         const { data, channels } = chunkOf(output);
         return { tensor, data, channels };
       });
-      inFlight.set(batches, { feeds, firstSample: samples, rows });
-      inFlight.delete(batches - 4); // done by now: the sink keeps fewer in flight
+      inFlight.set(batches, { feeds, firstSample: samples, rows, shapes: observed.map((o) => o.shape) });
+      inFlight.delete(batches - sink.maxInFlight - 1); // observed by now: the sink holds no more batches than that
       const problem = await sink.submit(batches, items);
       if (problem) await fail(problem);
       batches++;

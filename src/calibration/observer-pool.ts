@@ -19,6 +19,8 @@ export interface BatchProblem extends NonFiniteReport {
 export interface ObserverSink {
   /** How many threads compute statistics (0: the calling thread). */
   readonly workers: number;
+  /** Batches handed over and not yet observed, at most, once submit resolves. */
+  readonly maxInFlight: number;
   /**
    * Hands over batch number `batch` (0, 1, 2, ... in order); the items' buffers may be transferred and must not be
    * used afterwards. Resolves once there is room for another batch, with the first problem found in a batch
@@ -44,6 +46,7 @@ export async function openObserverSink(options: ResolvedStatsOptions, workers = 
 
 class InlineSink implements ObserverSink {
   readonly workers = 0;
+  readonly maxInFlight = 0;
   private readonly observers: TensorObservers;
   private problem?: BatchProblem;
 
@@ -98,8 +101,8 @@ class ObserverThread {
 }
 
 class WorkerSink implements ObserverSink {
-  /** Batches handed over and not yet done, at most. Two keeps every thread busy; more would only hold memory. */
-  private static readonly IN_FLIGHT = 2;
+  /** One batch left with the workers while ONNX Runtime runs the next keeps both busy; more would only hold memory. */
+  readonly maxInFlight = 1;
   private readonly owner = new Map<number, ObserverThread>();
   private readonly pending = new Map<number, Promise<BatchProblem | undefined>>();
   private readonly problems: BatchProblem[] = [];
@@ -152,7 +155,7 @@ class WorkerSink implements ObserverSink {
         return found && { batch, ...found };
       }),
     );
-    while (this.pending.size >= WorkerSink.IN_FLIGHT) await Promise.race(this.pending.values());
+    while (this.pending.size > this.maxInFlight) await Promise.race(this.pending.values());
     return this.firstSettledProblem();
   }
 

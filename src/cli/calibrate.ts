@@ -6,6 +6,7 @@ import { collectStatistics, type ActivationStatistics, type TensorRecord } from 
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
 import { loadModel } from '../onnx/model.js';
+import { wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
 
@@ -17,6 +18,7 @@ interface CalibrateFlags {
   batch?: string;
   seed?: string;
   targets?: string;
+  workers?: string;
   json?: boolean;
 }
 
@@ -41,6 +43,7 @@ export function registerCalibrate(program: Command): void {
     .option('--batch <n>', 'samples per ONNX Runtime run (default 1)')
     .option('--seed <n>', 'seed of the sample draw (default 0)')
     .option('--targets <regex>', 'observe only tensors whose name matches (default: MatMul/Gemm/Conv inputs and every node output)')
+    .option('--workers <n>', 'threads computing the statistics while ONNX Runtime runs the next batch; 0: the main thread (default: cores - 1, at most 4)')
     .option('--json', 'print the report as JSON (no progress bar)')
     .addHelpText(
       'after',
@@ -59,6 +62,7 @@ export function registerCalibrate(program: Command): void {
       const progress = flags.json ? undefined : new Progress({ label: 'calibrating', total: set.sampleCount, unit: 'samples' });
       const statistics = await collectStatistics(model, set, {
         ...(include ? { targets: { include } } : {}),
+        ...(flags.workers === undefined ? {} : { workers: wholeNumber(flags.workers, '--workers') }),
         onProgress: (p) => progress?.update(p.samples, p.tokens > 0 ? `${Math.round(p.tokens / p.seconds).toLocaleString('en-US')} tokens/s` : ''),
       });
       progress?.finish();
@@ -97,6 +101,8 @@ interface CalibrateReport {
   timing: ActivationStatistics['timing'];
   /** Over the streaming of the batches. */
   tokensPerSecond: number;
+  /** Threads that computed the statistics beside ONNX Runtime's (0: the main thread). */
+  observerWorkers: number;
   outlierMagnitude: number;
   outlierSigmas: number;
   /** Tensors holding the float32 limit (attention masks), left out of the rankings. */
@@ -124,6 +130,7 @@ function report(s: ActivationStatistics, written: WrittenStats): CalibrateReport
     seconds: s.seconds,
     timing: s.timing,
     tokensPerSecond: s.tokens / s.timing.streamSeconds,
+    observerWorkers: s.observerWorkers,
     outlierMagnitude: s.options.stats.outlierMagnitude,
     outlierSigmas: s.options.stats.outlierSigmas,
     maskTensors: masks,
@@ -163,7 +170,8 @@ function formatReport(r: CalibrateReport): string {
     `calibrated ${r.model} on ${r.data.source} (${r.data.kind})`,
     `  ${count(r.tensors)} tensors${r.skipped ? ` (${r.skipped} skipped)` : ''}, ${count(r.samples)} samples, ${count(r.tokens)} tokens`,
     `  ${r.batches} batches in ${r.timing.streamSeconds.toFixed(1)} s${r.tokens ? ` (${count(Math.round(r.tokensPerSecond))} tokens/s)` : ''}, ` +
-      `statistics finalised in ${r.timing.finalizeSeconds.toFixed(1)} s, ${r.seconds.toFixed(1)} s in all`,
+      `statistics finalised in ${r.timing.finalizeSeconds.toFixed(1)} s, ${r.seconds.toFixed(1)} s in all ` +
+      `(${r.observerWorkers ? `${r.observerWorkers} statistics worker thread${r.observerWorkers > 1 ? 's' : ''}` : 'statistics on the main thread'})`,
     `  wrote ${r.statistics.json} and ${r.statistics.binary} (${formatBytes(r.statistics.bytes)})`,
     ...(r.maskTensors.length
       ? [`  ${r.maskTensors.length} tensors hold the float32 limit (attention-mask fill values) and are not ranked below`]
