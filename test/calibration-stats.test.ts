@@ -205,6 +205,20 @@ describe('observers', () => {
     }
   });
 
+  it('a value far beyond the histogram range (an attention-mask fill) leaves nothing behind for another tensor', () => {
+    const observer = tensorStatsObserver();
+    // Tensor b's values reach its top bin (x = range = 4), where a wrapped bin index would be clamped.
+    const [b1, b2] = [sample(gaussian, 400, 91), sample(gaussian, 400, 92)];
+    b1[3] = b2[7] = 4;
+    const b = observer.init();
+    observer.update(b, new Chunk(b1));
+    const masked = sample(gaussian, 400, 93);
+    masked[50] = -1e9; // binned at the old range first: -1e9 * 256 + 1024 truncates to a large int32
+    run(observer, [new Chunk(sample(gaussian, 400, 94)), new Chunk(masked)]);
+    observer.update(b, new Chunk(b2));
+    assert.deepEqual(b.histogram, run(histogramObserver(2048), [new Chunk(b1), new Chunk(b2)]));
+  });
+
   it('a chunk holding NaN or an infinity leaves the per-tensor state as it was, and its scan says so', () => {
     const observer = tensorStatsObserver();
     const state = run(observer, chunksOf(sample(gaussian, 400, 81), 4, 82));

@@ -29,9 +29,9 @@ export interface OnePassBuffers {
   /** Receives each channel's largest |x|; its first `channels` entries are overwritten. */
   peaks: Float64Array;
   /**
-   * Receives the bin counts of the values at bins / (2 * range) bins per unit, centred on zero, clamped to the
-   * end bins; must be all zero on entry. Values beyond +-range land in the end bins, which the caller detects
-   * from min and max.
+   * Receives the bin counts of the values at bins / (2 * range) bins per unit, centred on zero; must be all zero
+   * on entry. A value beyond +-range lands in an end bin or, far beyond (its index wraps in the int32
+   * truncation), in any bin: the caller sees it from min and max and discards all counts.
    */
   counts: Int32Array;
 }
@@ -67,7 +67,7 @@ export function onePass(data: Float32Array, channels: number, shift: number, ran
       s2 += d2;
       s3 += d2 * d;
       s4 += d2 * d2;
-      // Truncation floors here: the operand is >= 0 for every x >= -range. Below that it is clamped to bin 0.
+      // Truncation floors here: the operand is >= 0 for every x >= -range.
       const k = (x * scale + half) | 0;
       counts[k < 0 ? 0 : k > last ? last : k]++;
     }

@@ -160,8 +160,9 @@ function updateInOnePass(state: TensorStatsState, chunk: Chunk, threshold: numbe
     return;
   }
   if (min < -h.range || max > h.range) {
-    // Binned at a range too narrow: drop those counts, widen, and bin this chunk again.
-    buffers.counts.fill(0, binOf(min), binOf(max) + 1);
+    // Binned at a range too narrow: drop those counts, widen, and bin this chunk again. All of them: far beyond
+    // the range the bin index wraps (int32 truncation), so out-of-range values can land in any bin.
+    buffers.counts.fill(0);
     growRange(h, Math.max(-min, max));
     addValues(h, data);
   } else {
