@@ -47,7 +47,7 @@ export function magnitudeObserver(threshold = 6): Observer<MagnitudeState, Magni
 }
 
 /** Raises the state's per-channel maxima to `peaks` (its first `channels` entries) and adds `atLeast` outliers. */
-export function raiseMagnitude(state: MagnitudeState, peaks: Float64Array, channels: number, atLeast: number): void {
+export function raiseMagnitude(state: MagnitudeState, peaks: Float32Array, channels: number, atLeast: number): void {
   if (state.channelAbsMax.length < channels) state.channelAbsMax = widened(state.channelAbsMax, channels);
   const peak = state.channelAbsMax;
   for (let c = 0; c < channels; c++) if (peaks[c] > peak[c]) peak[c] = peaks[c];

@@ -19,7 +19,7 @@ import { magnitudeObserver, raiseMagnitude, type MagnitudeState } from './magnit
 import { minMaxObserver, type MinMaxState } from './min-max.js';
 import { combineMoments, momentsObserver, type MomentsState } from './moments.js';
 import type { Observer } from './observer.js';
-import { centralFromShifted, onePass, type OnePassBuffers } from './one-pass.js';
+import { centralFromShifted, onePass } from './one-pass.js';
 
 export interface TensorStatsOptions {
   /** Bins of the streaming histogram; default 2048. */
@@ -133,43 +133,30 @@ export function tensorStatsObserver(options: TensorStatsOptions = {}): Observer<
   };
 }
 
-/** Scratch for onePass, reused across chunks and tensors: calibration runs one chunk at a time per thread. */
-let scratch: OnePassBuffers = { peaks: new Float64Array(0), counts: new Int32Array(0) };
-
-function buffersFor(channels: number, bins: number): OnePassBuffers {
-  if (scratch.peaks.length < channels) scratch = { ...scratch, peaks: new Float64Array(channels) };
-  if (scratch.counts.length !== bins) scratch = { ...scratch, counts: new Int32Array(bins) };
-  return scratch;
-}
-
 function updateInOnePass(state: TensorStatsState, chunk: Chunk, threshold: number): void {
   const { data, channels } = chunk;
   const h = state.histogram;
-  const buffers = buffersFor(channels, h.bins);
   // About the running mean once there is one: the sums then stay small and the moments lose nothing.
   const shift = state.moments.count > 0 ? state.moments.mean : data.length > 0 ? data[0] : 0;
-  const sums = onePass(data, channels, shift, h.range, threshold, buffers);
-  const { count, min, max, finite } = sums;
-  chunk.recordScan({ count, min, max, sum: count * shift + sums.s1, finite });
+  const pass = onePass(data, channels, shift, h.range, threshold, h.bins);
+  const { count, min, max, finite } = pass;
+  chunk.recordScan({ count, min, max, sum: count * shift + pass.s1, finite });
   if (count === 0) return;
-  const last = h.bins - 1;
-  const scale = h.bins / (2 * h.range);
-  const binOf = (x: number) => Math.min(last, Math.max(0, Math.floor(x * scale + h.bins / 2)));
-  if (!finite) {
-    buffers.counts.fill(0); // NaN and infinities went to bin 0 or clamped ends
-    return;
-  }
-  if (min < -h.range || max > h.range) {
-    // Binned at a range too narrow: drop those counts, widen, and bin this chunk again. All of them: far beyond
-    // the range the bin index wraps (int32 truncation), so out-of-range values can land in any bin.
-    buffers.counts.fill(0);
+  if (!finite || min < -h.range || max > h.range) {
+    // Nothing of a chunk holding NaN or an infinity is kept. One binned at a range too narrow is binned again
+    // once the range is widened (its out-of-range values went to the end bins).
+    pass.counts.fill(0);
+    if (!finite) return;
     growRange(h, Math.max(-min, max));
     addValues(h, data);
   } else {
-    foldCounts(h, buffers.counts, binOf(min), binOf(max));
+    const last = h.bins - 1;
+    const scale = h.bins / (2 * h.range);
+    const binOf = (x: number) => Math.min(last, Math.max(0, Math.floor(x * scale + h.bins / 2)));
+    foldCounts(h, pass.counts, binOf(min), binOf(max));
   }
   if (min < state.minMax.min) state.minMax.min = min;
   if (max > state.minMax.max) state.minMax.max = max;
-  state.moments = combineMoments(state.moments, centralFromShifted(sums));
-  raiseMagnitude(state.magnitude, buffers.peaks, channels, sums.atLeast);
+  state.moments = combineMoments(state.moments, centralFromShifted(pass));
+  raiseMagnitude(state.magnitude, pass.peaks, channels, pass.atLeast);
 }
