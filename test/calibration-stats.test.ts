@@ -219,6 +219,20 @@ describe('observers', () => {
     assert.deepEqual(b.histogram, run(histogramObserver(2048), [new Chunk(b1), new Chunk(b2)]));
   });
 
+  it('large chunks (read in slices of rows) agree with the single-purpose observers too', () => {
+    // 3 channels: slices end mid-way through nothing; 70,001 channels: rows longer than a slice.
+    for (const [channels, rows] of [[3, 70_000], [70_001, 3]]) {
+      const data = sample(withOutliers, channels * rows, 101, 2);
+      const chunks = [new Chunk(data, channels), new Chunk(data.subarray(0, channels), channels)];
+      const state = run(tensorStatsObserver(), chunks);
+      assert.deepEqual(state.histogram, run(histogramObserver(2048), chunks), `${channels} channels: histogram`);
+      assert.deepEqual(state.magnitude, run(magnitudeObserver(6), chunks), `${channels} channels: peaks and outliers`);
+      assert.deepEqual(state.minMax, run(minMaxObserver, chunks), `${channels} channels: range`);
+      const moments = run(momentsObserver, chunks);
+      for (const key of ['mean', 'm2', 'm3', 'm4'] as const) assertClose(state.moments[key], moments[key], 1e-10, `${channels} channels: ${key}`);
+    }
+  });
+
   it('a chunk holding NaN or an infinity leaves the per-tensor state as it was, and its scan says so', () => {
     const observer = tensorStatsObserver();
     const state = run(observer, chunksOf(sample(gaussian, 400, 81), 4, 82));

@@ -11,9 +11,10 @@
 // extremes and peaks are comparisons. Only the power sums depend on summation order (eight float64 partial sums).
 
 /**
- * Writes, at `out` (7 float64): min, max, s1, s2, s3, s4, count of |x| >= threshold. `peaks` (float32 per channel)
- * is overwritten; `counts` (int32 per bin) is added to and must start at zero. A value outside [-range, range]
- * lands in an end bin (indices saturate); NaN lands in bin 0 and makes s4 NaN.
+ * Writes, at `out` (7 float64): min, max, s1, s2, s3, s4, count of |x| >= threshold, over the `n` values at
+ * `data`. `peaks` (float32 per channel) and `counts` (int32 per bin) are raised and added to, so that a chunk can
+ * be passed in slices of whole rows. A value outside [-range, range] lands in an end bin (indices saturate);
+ * NaN lands in bin 0 and makes s4 NaN.
  */
 export function onePass(
   data: usize,
@@ -30,7 +31,6 @@ export function onePass(
   const scale = <f64>bins / (2 * range);
   const half = <f64>(bins >> 1);
   const last = bins - 1;
-  memory.fill(peaks, 0, <usize>channels << 2);
 
   let vMin = f32x4.splat(Infinity);
   let vMax = f32x4.splat(-Infinity);

@@ -48,11 +48,16 @@ interface KernelExports {
 
 const PAGE = 65536;
 const RESULTS = 7;
+/**
+ * Values passed to the kernel at a time (whole rows, at least one): the copy into its memory stays in cache for
+ * the pass that reads it, and the kernel's memory stays small however large a tensor is.
+ */
+const SLICE = 1 << 16;
 
-/** The compiled kernel and the layout of its memory: results, peaks, counts, then the chunk's values. */
+/** The compiled kernel and the layout of its memory: results, peaks, counts, then a slice of values. */
 class Kernel {
   private readonly exports: KernelExports;
-  private peaksAt = 64;
+  private readonly peaksAt = 64;
   private channelsRoom = 0;
   private countsAt = 64;
   private binsRoom = 0;
@@ -64,28 +69,31 @@ class Kernel {
   }
 
   run(data: Float32Array, channels: number, shift: number, range: number, threshold: number, bins: number): OnePassResult {
-    this.reserve(channels, bins, data.length);
+    const rowsPerSlice = Math.max(1, Math.floor(SLICE / channels));
+    this.reserve(channels, bins, Math.min(data.length, rowsPerSlice * channels));
     const { memory, onePass } = this.exports;
-    new Float32Array(memory.buffer, this.dataAt, data.length).set(data);
-    onePass(this.dataAt, data.length, channels, shift, range, threshold, this.peaksAt, this.countsAt, bins, 0);
-    const [min, max, s1, s2, s3, s4, atLeast] = new Float64Array(memory.buffer, 0, RESULTS);
-    return {
-      count: data.length,
-      min,
-      max,
-      shift,
-      s1,
-      s2,
-      s3,
-      s4,
-      atLeast,
-      finite: Number.isFinite(s4),
-      peaks: new Float32Array(memory.buffer, this.peaksAt, channels),
-      counts: new Int32Array(memory.buffer, this.countsAt, bins),
-    };
+    const peaks = new Float32Array(memory.buffer, this.peaksAt, channels);
+    peaks.fill(0);
+    const sums: OnePassSums = { count: data.length, min: Infinity, max: -Infinity, shift, s1: 0, s2: 0, s3: 0, s4: 0, atLeast: 0, finite: true };
+    const results = new Float64Array(memory.buffer, 0, RESULTS);
+    const slice = new Float32Array(memory.buffer, this.dataAt, Math.min(data.length, rowsPerSlice * channels));
+    for (let from = 0; from < data.length; from += rowsPerSlice * channels) {
+      const part = data.subarray(from, from + rowsPerSlice * channels);
+      slice.set(part);
+      onePass(this.dataAt, part.length, channels, shift, range, threshold, this.peaksAt, this.countsAt, bins, 0);
+      sums.min = Math.min(sums.min, results[0]);
+      sums.max = Math.max(sums.max, results[1]);
+      sums.s1 += results[2];
+      sums.s2 += results[3];
+      sums.s3 += results[4];
+      sums.s4 += results[5];
+      sums.atLeast += results[6];
+    }
+    sums.finite = Number.isFinite(sums.s4);
+    return { ...sums, peaks, counts: new Int32Array(memory.buffer, this.countsAt, bins) };
   }
 
-  /** Room for the peaks, the counts and the values; when the counts move, their new place is zeroed. */
+  /** Room for the peaks, the counts and a slice; when the counts move, their new place is zeroed. */
   private reserve(channels: number, bins: number, values: number): void {
     const align = (n: number) => Math.ceil(n / 16) * 16;
     if (channels > this.channelsRoom || bins > this.binsRoom) {
