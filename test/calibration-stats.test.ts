@@ -21,6 +21,8 @@ import {
   tensorStatsObserver,
   type Observer,
 } from '../src/calibration/observers/index.js';
+import { openObserverSink } from '../src/calibration/observer-pool.js';
+import { resolveStatsOptions } from '../src/calibration/observers/tensor-stats.js';
 import { checkModelMatches, readStatsFile, StatsFileError, writeStatsFile } from '../src/calibration/stats-file.js';
 import { selectTargets } from '../src/calibration/targets.js';
 import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
@@ -437,6 +439,28 @@ describe('collection', () => {
     await assert.rejects(collectStatistics(model, memorySet([rowsOf([[10, 30]])])), /-Infinity first appears in tensor 'z_log'.* sample 0$/);
     const fine = await collectStatistics(model, memorySet([good]));
     assert.deepEqual(fine.tensors.map((t) => t.name), ['shifted', 'z_log', 'a_doubled']);
+  });
+
+  it('a failing statistics worker fails the run with its message; closing with a batch in flight leaves nothing unhandled', async () => {
+    const sink = await openObserverSink(resolveStatsOptions(), 2);
+    try {
+      // 10 values cannot be rows of 3 channels: the worker's observer throws.
+      const bad = () => [{ tensor: 0, data: new Float32Array(10), channels: 3 }];
+      await assert.rejects(
+        (async () => {
+          for (let batch = 0; batch < 3; batch++) await sink.submit(batch, bad());
+          await sink.drain();
+        })(),
+        /a statistics worker failed: a chunk of 10 values cannot have 3 channels/,
+      );
+    } finally {
+      await sink.close();
+    }
+    // Closed with a batch still being observed (as when a run stops at an error): nothing is left unhandled.
+    const busy = await openObserverSink(resolveStatsOptions(), 1);
+    await busy.submit(0, [{ tensor: 0, data: new Float32Array(1 << 20), channels: 4 }]);
+    await busy.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
   });
 
   it('peak memory does not grow with the number of samples (10x the samples, peak within 10%)', (t) => {

@@ -143,18 +143,19 @@ class WorkerSink implements ObserverSink {
         list.map((i) => i.data.buffer as ArrayBuffer),
       ),
     );
-    this.pending.set(
-      batch,
-      Promise.all(replies).then((rs) => {
-        // Items reach each worker in target order, so the smallest tensor among the reports is the batch's first.
-        const found = rs
-          .map((r) => (r.type === 'done' ? r.problem : undefined))
-          .filter((p): p is NonFiniteReport => p !== undefined)
-          .sort((a, b) => a.tensor - b.tensor)[0];
-        this.settle(batch, found);
-        return found && { batch, ...found };
-      }),
-    );
+    const observed = Promise.all(replies).then((rs) => {
+      // Items reach each worker in target order, so the smallest tensor among the reports is the batch's first.
+      const found = rs
+        .map((r) => (r.type === 'done' ? r.problem : undefined))
+        .filter((p): p is NonFiniteReport => p !== undefined)
+        .sort((a, b) => a.tensor - b.tensor)[0];
+      this.settle(batch, found);
+      return found && { batch, ...found };
+    });
+    // A failed worker fails every pending batch; the first to be awaited reports it, the others must not surface
+    // as unhandled rejections.
+    observed.catch(() => undefined);
+    this.pending.set(batch, observed);
     while (this.pending.size > this.maxInFlight) await Promise.race(this.pending.values());
     return this.firstSettledProblem();
   }
