@@ -57,7 +57,7 @@ export function copyHistogram(h: HistogramState): HistogramState {
 }
 
 /** Bins every value; all must lie within [-range, range]. */
-export function addValues(h: HistogramState, data: Float32Array): void {
+function addValues(h: HistogramState, data: Float32Array): void {
   const counts = h.counts;
   const scale = h.bins / (2 * h.range); // precomputed: one multiply and one add per value
   const half = h.bins / 2;

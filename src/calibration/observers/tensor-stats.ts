@@ -6,7 +6,6 @@ import type { Chunk } from './chunk.js';
 import { checkQuantizedBins, DEFAULT_QUANTIZED_BINS, entropyThreshold, type EntropyThreshold } from './entropy.js';
 import {
   absPercentile,
-  addValues,
   binWidth,
   countOutside,
   DEFAULT_HISTOGRAM_BINS,
@@ -138,23 +137,25 @@ function updateInOnePass(state: TensorStatsState, chunk: Chunk, threshold: numbe
   const h = state.histogram;
   // About the running mean once there is one: the sums then stay small and the moments lose nothing.
   const shift = state.moments.count > 0 ? state.moments.mean : data.length > 0 ? data[0] : 0;
-  const pass = onePass(data, channels, shift, h.range, threshold, h.bins);
+  let pass = onePass(data, channels, shift, h.range, threshold, h.bins);
   const { count, min, max, finite } = pass;
   chunk.recordScan({ count, min, max, sum: count * shift + pass.s1, finite });
   if (count === 0) return;
-  if (!finite || min < -h.range || max > h.range) {
-    // Nothing of a chunk holding NaN or an infinity is kept. One binned at a range too narrow is binned again
-    // once the range is widened (its out-of-range values went to the end bins).
-    pass.counts.fill(0);
-    if (!finite) return;
-    growRange(h, Math.max(-min, max));
-    addValues(h, data);
-  } else {
-    const last = h.bins - 1;
-    const scale = h.bins / (2 * h.range);
-    const binOf = (x: number) => Math.min(last, Math.max(0, Math.floor(x * scale + h.bins / 2)));
-    foldCounts(h, pass.counts, binOf(min), binOf(max));
+  if (!finite) {
+    pass.counts.fill(0); // nothing of a chunk holding NaN or an infinity is kept
+    return;
   }
+  if (min < -h.range || max > h.range) {
+    // Binned at a range too narrow (out-of-range values went to the end bins): widen it and pass again. This
+    // happens on a tensor's first chunk and whenever its range doubles, a few times per run.
+    pass.counts.fill(0);
+    growRange(h, Math.max(-min, max));
+    pass = onePass(data, channels, shift, h.range, threshold, h.bins);
+  }
+  const last = h.bins - 1;
+  const scale = h.bins / (2 * h.range);
+  const binOf = (x: number) => Math.min(last, Math.max(0, Math.floor(x * scale + h.bins / 2)));
+  foldCounts(h, pass.counts, binOf(min), binOf(max));
   if (min < state.minMax.min) state.minMax.min = min;
   if (max > state.minMax.max) state.minMax.max = max;
   state.moments = combineMoments(state.moments, centralFromShifted(pass));
