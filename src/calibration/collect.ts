@@ -1,7 +1,8 @@
 // Streams a calibration set through ONNX Runtime once and keeps statistics of the target tensors. Each batch's
-// targets come back as extra graph outputs of one run (capture once per batch), feed the per-tensor observers
-// and are dropped before the next batch, so memory holds one batch's activations plus fixed-size observer
-// states, however many samples the set has.
+// targets come back as extra graph outputs of one run (capture once per batch) and go to the observers, in
+// worker threads by default (observer-pool.ts) so that ORT runs the next batch meanwhile; at most one batch is
+// with them at a time. Memory holds two batches' activations plus fixed-size observer states, however many
+// samples the set has.
 //
 // NaN or infinite values are an error naming the first tensor, in topological order, that holds one, and the
 // sample (a float model input holding one is named as such, before the model runs). When the targets do not
@@ -22,7 +23,7 @@ import {
   type TensorStatsOptions,
 } from './observers/tensor-stats.js';
 import { selectTargets, type Target, type TargetOptions } from './targets.js';
-import type { NonFiniteReport } from './tensor-observers.js';
+import { locateNonFinite, type NonFiniteReport } from './tensor-observers.js';
 
 export interface CollectOptions extends TensorStatsOptions {
   targets?: TargetOptions;
@@ -145,7 +146,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
       const badFeed = Object.entries(feeds).find(([, t]) => OBSERVED_ORT_TYPES.has(t.type) && !chunkOf(t).scan.finite);
       if (badFeed) {
         const { data } = chunkOf(badFeed[1]);
-        throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, [...badFeed[1].dims], locate(data), samples, rows);
+        throw nonFiniteError(model, { name: badFeed[0], rank: -1 }, [...badFeed[1].dims], locateNonFinite(data), samples, rows);
       }
       const outputs = await capture.session.run(feeds, capture.fetches);
       const items = observed.map((o, tensor) => {
@@ -241,20 +242,13 @@ async function locateFirstNonFinite(model: OnnxModel, feeds: Feeds, options: Col
     const outputs = await capture.session.run(feeds, capture.fetches);
     for (const [tensor, target] of capture.targets.entries()) {
       const { data } = chunkOf(outputs[target.name]);
-      const at = firstNonFinite(data);
-      if (at >= 0) return { target, dims: [...outputs[target.name].dims], tensor, ...locate(data) };
+      if (firstNonFinite(data) >= 0) return { target, dims: [...outputs[target.name].dims], tensor, ...locateNonFinite(data) };
     }
     // The targets held one, so some node output does; a model that is not deterministic could still disagree.
     throw new ModelError(`${model.source}: a NaN or infinity appeared in one run of a batch but not in a second`);
   } finally {
     await capture.session.dispose();
   }
-}
-
-/** The first non-finite element of `data`, which holds one. */
-function locate(data: Float32Array): Omit<NonFiniteReport, 'tensor'> {
-  const at = firstNonFinite(data);
-  return { at, value: Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity' };
 }
 
 function nonFiniteError(

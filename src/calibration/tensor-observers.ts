@@ -21,6 +21,12 @@ export interface NonFiniteReport {
   value: 'NaN' | 'Infinity' | '-Infinity';
 }
 
+/** The first NaN or infinite element of `data`, which holds one. */
+export function locateNonFinite(data: Float32Array): Omit<NonFiniteReport, 'tensor'> {
+  const at = firstNonFinite(data);
+  return { at, value: Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity' };
+}
+
 export class TensorObservers {
   private readonly observer;
   private readonly states = new Map<number, TensorStatsState>();
@@ -39,10 +45,7 @@ export class TensorObservers {
       if (!state) this.states.set(tensor, (state = this.observer.init()));
       const chunk = new Chunk(data, channels);
       this.observer.update(state, chunk);
-      if (!chunk.scan.finite) {
-        const at = firstNonFinite(data);
-        return { tensor, at, value: Number.isNaN(data[at]) ? 'NaN' : data[at] > 0 ? 'Infinity' : '-Infinity' };
-      }
+      if (!chunk.scan.finite) return { tensor, ...locateNonFinite(data) };
     }
     return undefined;
   }
