@@ -7,13 +7,11 @@
 // card), so it regenerates the committed files byte for byte; --random writes seeded RANDOM weights instead.
 //
 //   npx tsc -p . && node dist/scripts/build-sample-decoder.js [out-dir] [--seed N] [--random]
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { builderArgs, committedWeights, type SampleWeights } from '../src/models/committed.js';
+import { buildSampleMain, type SampleArchitecture, type SampleWeights, writeSample } from '../src/models/committed.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import { buildLlama, DEFAULT_SEED, type DecoderConfig, llamaCard, llamaConfig, parameterCount, TINY_LLAMA } from '../src/models/llama.js';
-import { writeModelFiles } from '../src/models/parts.js';
 import type { TrainingRecord } from '../src/models/training-record.js';
 
 export { type DecoderConfig, DEFAULT_SEED, headDim, parameterCount, TINY_LLAMA } from '../src/models/llama.js';
@@ -35,25 +33,18 @@ export function modelCard(c: DecoderConfig, seed: number, fileBytes: number, tra
   return llamaCard(c, seed, fileBytes, training);
 }
 
-/**
- * Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained) into `dir`, all renamed into
- * place together.
- */
+const LLAMA: SampleArchitecture<DecoderConfig> = {
+  build: (c, seed, weights) => buildLlama(c, seed, { weights }),
+  hfConfig: llamaConfig,
+  card: llamaCard,
+  parameters: parameterCount,
+};
+
+/** Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained), renamed into place together. */
 export function writeSampleDecoder(dir: string, c: DecoderConfig = TINY_LLAMA, seed = DEFAULT_SEED, trained?: SampleWeights): { bytes: number; parameters: number } {
-  mkdirSync(dir, { recursive: true });
-  const model = buildLlama(c, seed, { weights: trained?.weights });
-  const extra: Record<string, string> = trained ? { 'training.json': `${JSON.stringify(trained.training, null, 2)}\n` } : {};
-  const bytes = writeModelFiles(dir, model, llamaConfig(c), (n) => llamaCard(c, seed, n, trained?.training), extra);
-  return { bytes, parameters: parameterCount(c) };
+  return writeSample(LLAMA, dir, c, seed, trained);
 }
 
-function main(argv: string[]): void {
-  const args = builderArgs(argv, fileURLToPath(new URL('../../models/tiny-llama', import.meta.url)), DEFAULT_SEED);
-  const dir = resolve(args.dir);
-  const trained = args.random ? undefined : committedWeights(dir);
-  if (trained && trained.training.seed !== args.seed) throw new Error(`${dir} was trained from seed ${trained.training.seed}; pass --seed ${trained.training.seed} or --random`);
-  const { bytes, parameters } = writeSampleDecoder(dir, TINY_LLAMA, args.seed, trained);
-  console.log(`wrote ${dir}: ${parameters.toLocaleString('en-US')} parameters, model.onnx ${bytes.toLocaleString('en-US')} bytes, ${trained ? 'trained' : 'RANDOM'} weights`);
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  buildSampleMain(LLAMA, TINY_LLAMA, process.argv.slice(2), fileURLToPath(new URL('../../models/tiny-llama', import.meta.url)), DEFAULT_SEED);
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main(process.argv.slice(2));

@@ -6,12 +6,10 @@
 // card), so it regenerates the committed files byte for byte; --random writes seeded RANDOM weights instead.
 //
 //   npx tsc -p . && node dist/scripts/build-sample-gpt2.js [out-dir] [--seed N] [--random]
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { builderArgs, committedWeights, type SampleWeights } from '../src/models/committed.js';
+import { buildSampleMain, type SampleArchitecture, type SampleWeights, writeSample } from '../src/models/committed.js';
 import { buildGpt2, GPT2_DEFAULT_SEED, gpt2Card, gpt2Config, gpt2ParameterCount, type Gpt2Config, TINY_GPT2 } from '../src/models/gpt2.js';
-import { writeModelFiles } from '../src/models/parts.js';
 import type { ModelProto } from '../src/onnx/types.js';
 
 export { GPT2_DEFAULT_SEED as DEFAULT_SEED, type Gpt2Config, gpt2Config, gpt2HeadDim, gpt2ParameterCount, TINY_GPT2 } from '../src/models/gpt2.js';
@@ -21,22 +19,18 @@ export function buildSampleGpt2(c: Gpt2Config = TINY_GPT2, seed = GPT2_DEFAULT_S
   return buildGpt2(c, seed);
 }
 
+const GPT2: SampleArchitecture<Gpt2Config> = {
+  build: (c, seed, weights) => buildGpt2(c, seed, { weights }),
+  hfConfig: gpt2Config,
+  card: gpt2Card,
+  parameters: gpt2ParameterCount,
+};
+
 /** Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained), renamed into place together. */
 export function writeSampleGpt2(dir: string, c: Gpt2Config = TINY_GPT2, seed = GPT2_DEFAULT_SEED, trained?: SampleWeights): { bytes: number; parameters: number } {
-  mkdirSync(dir, { recursive: true });
-  const model = buildGpt2(c, seed, { weights: trained?.weights });
-  const extra: Record<string, string> = trained ? { 'training.json': `${JSON.stringify(trained.training, null, 2)}\n` } : {};
-  const bytes = writeModelFiles(dir, model, gpt2Config(c), (n) => gpt2Card(c, seed, n, trained?.training), extra);
-  return { bytes, parameters: gpt2ParameterCount(c) };
+  return writeSample(GPT2, dir, c, seed, trained);
 }
 
-function main(argv: string[]): void {
-  const args = builderArgs(argv, fileURLToPath(new URL('../../models/tiny-gpt2', import.meta.url)), GPT2_DEFAULT_SEED);
-  const dir = resolve(args.dir);
-  const trained = args.random ? undefined : committedWeights(dir);
-  if (trained && trained.training.seed !== args.seed) throw new Error(`${dir} was trained from seed ${trained.training.seed}; pass --seed ${trained.training.seed} or --random`);
-  const { bytes, parameters } = writeSampleGpt2(dir, TINY_GPT2, args.seed, trained);
-  console.log(`wrote ${dir}: ${parameters.toLocaleString('en-US')} parameters, model.onnx ${bytes.toLocaleString('en-US')} bytes, ${trained ? 'trained' : 'RANDOM'} weights`);
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  buildSampleMain(GPT2, TINY_GPT2, process.argv.slice(2), fileURLToPath(new URL('../../models/tiny-gpt2', import.meta.url)), GPT2_DEFAULT_SEED);
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main(process.argv.slice(2));
