@@ -12,6 +12,7 @@ import {
   groupRanges,
   packBits,
   quantize,
+  linearAttributes,
   quantizeValue,
   quantizeWith,
   roundHalfAwayFromZero,
@@ -237,10 +238,7 @@ async function ortQdq(x: Float32Array, dims: number[], q: Quantized, codeType: D
   b.input('x', DataType.FLOAT, dims);
   const s = b.initializer('s', DataType.FLOAT, q.paramDims, q.scales);
   const z = b.initializer('z', codeType, q.paramDims, q.zeroPoints);
-  const g = q.spec.granularity;
-  const attrs: Record<string, number> = {};
-  if (g.kind !== 'tensor') attrs.axis = g.axis;
-  if (g.kind === 'block') attrs.block_size = g.blockSize;
+  const attrs = linearAttributes(q.spec.granularity);
   const y = b.op('QuantizeLinear', ['x', s, z], attrs);
   b.output('deq', DataType.FLOAT, dims);
   b.node('DequantizeLinear', [y, s, z], ['deq'], attrs);
@@ -265,10 +263,7 @@ async function ortDequantize(q: Quantized, codeType: DataType, opset: number): P
   const c = b.initializer('c', codeType, q.dims, q.codes);
   const s = b.initializer('s', DataType.FLOAT, q.paramDims, q.scales);
   const z = b.initializer('z', codeType, q.paramDims, q.zeroPoints);
-  const g = q.spec.granularity;
-  const attrs: Record<string, number> = {};
-  if (g.kind !== 'tensor') attrs.axis = g.axis;
-  if (g.kind === 'block') attrs.block_size = g.blockSize;
+  const attrs = linearAttributes(q.spec.granularity);
   b.input('one', DataType.FLOAT, [1]); // a runtime input keeps ORT from constant-folding the DequantizeLinear away
   const d = b.op('DequantizeLinear', [c, s, z], attrs);
   b.output('deq', DataType.FLOAT, q.dims);

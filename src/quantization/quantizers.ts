@@ -107,6 +107,14 @@ interface Layout {
   group: (o: number, a: number, i: number) => number;
 }
 
+/** QuantizeLinear/DequantizeLinear attributes for a granularity: axis, and block_size for blocks (opset 21). */
+export function linearAttributes(g: Granularity): Record<string, number> {
+  const attrs: Record<string, number> = {};
+  if (g.kind !== 'tensor') attrs.axis = g.axis;
+  if (g.kind === 'block') attrs.block_size = g.blockSize;
+  return attrs;
+}
+
 function normalizeGranularity(g: Granularity, rank: number): Granularity {
   if (g.kind === 'tensor') return g;
   const axis = g.axis < 0 ? g.axis + rank : g.axis;

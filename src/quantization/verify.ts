@@ -242,23 +242,21 @@ function isFile(path: string): boolean {
 }
 
 /** The original must run for the comparison; when it does not, that is the message (not the quantized model's fault). */
-async function openOriginal<T>(open: () => Promise<T>, original: string): Promise<T> {
-  try {
-    return await open();
-  } catch (e) {
-    const message = (e as Error).message;
-    const detail = message.startsWith(`${original}: `) ? message.slice(original.length + 2) : message;
-    throw new QuantizationError(`${original}: ONNX Runtime cannot load the original model, which verification compares the quantized one with: ${detail}`);
-  }
+function openOriginal<T>(open: () => Promise<T>, original: string): Promise<T> {
+  return openOrSay(open, original, (detail) => new QuantizationError(`${original}: ONNX Runtime cannot load the original model, which verification compares the quantized one with: ${detail}`));
 }
 
-async function openWritten<T>(open: () => Promise<T>, written: string): Promise<T> {
+function openWritten<T>(open: () => Promise<T>, written: string): Promise<T> {
+  return openOrSay(open, written, (detail) => new VerificationError(`${written}: ONNX Runtime cannot load it: ${detail}`));
+}
+
+/** Opens, or throws `error(ORT's message without the file name it starts with)`. */
+async function openOrSay<T>(open: () => Promise<T>, file: string, error: (detail: string) => Error): Promise<T> {
   try {
     return await open();
   } catch (e) {
     const message = (e as Error).message;
-    const detail = message.startsWith(`${written}: `) ? message.slice(written.length + 2) : message;
-    throw new VerificationError(`${written}: ONNX Runtime cannot load it: ${detail}`);
+    throw error(message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message);
   }
 }
 

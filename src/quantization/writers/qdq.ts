@@ -6,7 +6,7 @@
 // tensors with the codes kept to their range.
 import { DataType } from '../../onnx/types.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { dequantize, quantize, scaleZeroPoint, sqnrDb, type Granularity, type QuantSpec } from '../quantizers.js';
+import { dequantize, linearAttributes, quantize, scaleZeroPoint, sqnrDb, type Granularity, type QuantSpec } from '../quantizers.js';
 import { QuantizationError, type QuantParams } from '../schemes.js';
 import { selectTargets, type NodeSelection, type WeightTarget } from '../select.js';
 import {
@@ -124,7 +124,6 @@ function quantizeWeight(
   edit.quantized(t.weight.name!);
   const x = floatValues(model, t.weight);
   const q = quantize(x, t.weight.dims, spec);
-  const g = q.spec.granularity;
   const codes = edit.tensor(`${name}_quantized`, dtype, t.weight.dims, q.codes);
   const scale = edit.tensor(`${name}_scale`, DataType.FLOAT, q.paramDims, q.scales);
   // Symmetric signed codes have zero points of 0, DequantizeLinear's default: ORT's int4 writer leaves them out.
@@ -132,10 +131,8 @@ function quantizeWeight(
   const inputs = [codes, scale];
   if (withZp) inputs.push(edit.tensor(`${name}_zero_point`, dtype, q.paramDims, q.zeroPoints));
   const output = edit.value(`${name}_dequantized`);
-  const attrs: Record<string, number> = {};
-  if (g.kind !== 'tensor') attrs.axis = g.axis;
-  if (g.kind === 'block') attrs.block_size = g.blockSize;
-  const node = edit.node('DequantizeLinear', inputs, [output], attrs, { name: `${name}_DequantizeLinear` });
+  const g = q.spec.granularity;
+  const node = edit.node('DequantizeLinear', inputs, [output], linearAttributes(g), { name: `${name}_DequantizeLinear` });
   const elementBits = dtype === DataType.INT4 || dtype === DataType.UINT4 ? 4 : 8;
   const paramBytes = q.scales.length * 4 + (withZp ? Math.ceil((q.zeroPoints.length * elementBits) / 8) : 0);
   return {
