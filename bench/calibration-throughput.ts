@@ -23,6 +23,7 @@ import { defaultObserverWorkers } from '../src/calibration/observer-pool.js';
 import { buildLargeDecoder, LARGE_DECODER } from '../scripts/build-large-decoder.js';
 import { openCalibrationSet, type CalibrationSet } from '../src/calibration/data/index.js';
 import { DEFAULT_INPUT_OPS, type TargetOptions } from '../src/calibration/targets.js';
+import { wholeNumber } from '../src/cli/options.js';
 import { table } from '../src/cli/output.js';
 import { loadModel, OnnxModel } from '../src/onnx/model.js';
 import { withOutputs } from '../src/runtime/capture.js';
@@ -57,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--seq-len') args.sequence = int(flag, argv[++i]);
     else if (flag === '--batches') args.batches = int(flag, argv[++i]);
     else if (flag === '--threads') args.threads = int(flag, argv[++i]);
-    else if (flag === '--workers') args.workers = Number(argv[++i]);
+    else if (flag === '--workers') args.workers = wholeNumber(argv[++i] ?? '', flag);
     else if (flag === '--layers') args.largeLayers = int(flag, argv[++i]);
     else if (flag !== '--large') args.model = flag;
   }
