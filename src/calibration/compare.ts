@@ -352,7 +352,7 @@ async function scoreMatrix(
     rows.push(row);
   };
 
-  const fp32 = await DecoderSession.open(modelPath, sessionOptions);
+  const fp32 = await DecoderSession.open({ path: modelPath, model }, sessionOptions);
   let scoring: ScoringSet[];
   let evaluation: NonNullable<CompareCalibReport['evaluation']>;
   try {

@@ -90,9 +90,9 @@ async function evalLanguageModel(path: string, model: OnnxModel, flags: EvalFlag
   if (reference && !describeDecoder(reference)) throw new Error(`${flags.reference}: not a decoder language model, unlike ${path}`);
   const decoders: DecoderSession[] = [];
   try {
-    const candidate = await DecoderSession.open(path, { intraOpThreads: threads });
+    const candidate = await DecoderSession.open({ path, model }, { intraOpThreads: threads });
     decoders.push(candidate);
-    const original = flags.reference === undefined ? undefined : await DecoderSession.open(flags.reference, { intraOpThreads: threads });
+    const original = reference ? await DecoderSession.open({ path: flags.reference!, model: reference }, { intraOpThreads: threads }) : undefined;
     if (original) decoders.push(original);
 
     const window = flags.window === undefined ? Math.min(1024, candidate.maxPositions ?? 1024) : wholeNumber(flags.window, '--window');

@@ -6,7 +6,7 @@
 // int64 or int32 ids, float32 or float16 caches, merged decoders with use_cache_branch).
 import { Tensor } from 'onnxruntime-node';
 import { describeDecoder, type DecoderSummary } from '../onnx/decoder-info.js';
-import { loadModel, type OnnxModel } from '../onnx/model.js';
+import { loadModel, OnnxModel } from '../onnx/model.js';
 import { Session, type Feeds, type SessionOptions } from '../runtime/session.js';
 import { KvCache, kvSlots, type KvSlot } from './kv-cache.js';
 import { Logits } from './logits.js';
@@ -49,6 +49,12 @@ export interface DecoderStep {
   state: DecoderState;
 }
 
+/** A model file and its loaded form. */
+export interface LoadedFile {
+  path: string;
+  model: OnnxModel;
+}
+
 export class DecoderSession {
   private constructor(
     readonly session: Session,
@@ -60,13 +66,18 @@ export class DecoderSession {
   ) {}
 
   /** Opens a decoder from a file or a model object; fails with a one-line message if it is not one. */
-  static async open(model: string | OnnxModel, options: DecoderOptions = {}): Promise<DecoderSession> {
+  /**
+   * `model`: a file, an in-memory model, or a file already loaded (`{ path, model }`: read for its description,
+   * not parsed again).
+   */
+  static async open(model: string | OnnxModel | LoadedFile, options: DecoderOptions = {}): Promise<DecoderSession> {
     const { useCache = true, ...sessionOptions } = options;
-    const object = typeof model === 'string' ? loadModel(model) : model;
+    const object = typeof model === 'string' ? loadModel(model) : model instanceof OnnxModel ? model : model.model;
     const description = describeDecoder(object);
     if (!description) throw new Error(`${object.source}: not a decoder language model (no past_key_values inputs and no *ForCausalLM config.json)`);
     // A file is opened by ORT from its path (external data resolved by ORT itself); a model object from its bytes.
-    const session = await Session.create(typeof model === 'string' ? model : object, sessionOptions);
+    const path = typeof model === 'string' ? model : model instanceof OnnxModel ? undefined : model.path;
+    const session = await Session.create(path ?? object, sessionOptions);
     try {
       const signature = readSignature(session, description);
       const vocab = vocabOf(session, signature, description);

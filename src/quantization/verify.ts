@@ -186,7 +186,8 @@ export async function verifyModel(
     let candidate: Session;
     let decoders: [DecoderSession, DecoderSession] | undefined;
     if (describeDecoder(original) !== null) {
-      const r = await openOriginal(() => DecoderSession.open(reopen, sessionOptions), originalName);
+      const loaded = typeof reopen === 'string' ? { path: reopen, model: original } : original; // not parsed again
+      const r = await openOriginal(() => DecoderSession.open(loaded, sessionOptions), originalName);
       opened.push(r);
       const c = await openWritten(() => DecoderSession.open(written, sessionOptions), written);
       opened.push(c);
