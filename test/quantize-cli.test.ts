@@ -5,14 +5,15 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { main } from '../src/cli/main.js';
 import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
 import { OnnxModel } from '../src/onnx/model.js';
 import { saveModel } from '../src/onnx/save.js';
 import { DataType } from '../src/onnx/types.js';
-import { cli, oneLineError, type CliResult } from './support/cli.js';
+import { BIN, cli, oneLineError, type CliResult } from './support/cli.js';
 import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 
@@ -203,5 +204,23 @@ describe('quantize: bad input', () => {
     await fails([TINY, '--scheme', 'w4', '--samples', '8', '--out', out], /--samples: calibration options need --calib/);
     await fails([TINY, '--scheme', 'w4', '--out', dir], /--out .*: is a folder, but models\/tiny-llama\/model.onnx is not in a Hugging Face model folder/);
     await fails([TINY, '--scheme', 'w8a8', '--calib', 'calibration-sets/prose', '--stats', 'x.json', '--out', out], /--calib and --stats are alternatives/);
+  });
+});
+
+describe('quantize: interrupted', () => {
+  it('Ctrl-C while the staged model is being verified leaves neither the output nor the staging folder', async () => {
+    const out = join(mkdtempSync(join(dir, 'interrupted-')), 'q.onnx');
+    const child = spawn(process.execPath, [BIN, 'quantize', TINY, '--scheme', 'w8a8', '--calib', 'prose', '--samples', '64', '--seq-len', '128', '--out', out], {
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    // The staging folder appears once calibration and writing are done; the model inside it once it is saved.
+    const staged = () => readdirSync(dirname(out)).find((f) => f.startsWith('.q.onnx.quantize-'));
+    const deadline = Date.now() + 120_000;
+    while (!staged() && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(staged(), 'the run reached its staging folder');
+    child.kill('SIGINT');
+    assert.equal(await exited, 'SIGINT');
+    assert.deepEqual(readdirSync(dirname(out)), [], 'no output, no staging folder');
   });
 });

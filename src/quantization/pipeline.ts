@@ -11,7 +11,8 @@
 //   6. only a model that passed is renamed into place (its external data first); a model that failed is
 //      deleted with its folder, so nothing is left at the output path.
 // Returns a typed report (QuantizationRunReport): what the HTML report and `quantize --json` show.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, statSync } from 'node:fs';
+import { temporaryUntilDone } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { collectStatistics, type ActivationStatistics } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions, type CalibrationSet } from '../calibration/data/index.js';
@@ -195,8 +196,7 @@ export async function quantizePass(modelPath: string, scheme: string, options: Q
   const finalDir = dirname(resolve(target.path));
   mkdirSync(finalDir, { recursive: true });
   const staging = mkdtempSync(join(finalDir, `.${basename(target.path)}.quantize-`));
-  const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
-  process.once('exit', removeStaging);
+  const removeStaging = temporaryUntilDone(staging); // also on Ctrl-C while verifying
   const stagedPath = join(staging, basename(target.path));
   try {
     t = performance.now();
@@ -263,8 +263,6 @@ export async function quantizePass(modelPath: string, scheme: string, options: Q
       throw new VerificationError(`${e.message.split(stagedPath).join(target.path)}; nothing was written`, e.figures);
     }
     throw e;
-  } finally {
-    process.removeListener('exit', removeStaging);
   }
 }
 

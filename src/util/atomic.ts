@@ -6,7 +6,7 @@ const pending = new Set<string>();
 let hooked = false;
 
 function cleanupPending(): void {
-  for (const p of pending) rmSync(p, { force: true });
+  for (const p of pending) rmSync(p, { recursive: true, force: true });
   pending.clear();
 }
 
@@ -20,6 +20,19 @@ function hookSignals(): void {
       process.kill(process.pid, sig);
     });
   }
+}
+
+/**
+ * Marks a temporary file or folder for removal if the process exits or is interrupted (SIGINT, SIGTERM, SIGHUP)
+ * first; returns the function that removes it now and unmarks it.
+ */
+export function temporaryUntilDone(path: string): () => void {
+  hookSignals();
+  pending.add(path);
+  return () => {
+    rmSync(path, { recursive: true, force: true });
+    pending.delete(path);
+  };
 }
 
 /** A set of files written together: each goes to `<path>.tmp-<pid>` and all are renamed at commit. */
