@@ -12,7 +12,6 @@
 //      deleted with its folder, so nothing is left at the output path.
 // Returns a typed report (QuantizationRunReport): what the HTML report and `quantize --json` show.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, statSync } from 'node:fs';
-import { temporaryUntilDone } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { collectStatistics, type ActivationStatistics } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions, type CalibrationSet } from '../calibration/data/index.js';
@@ -23,6 +22,7 @@ import { describeDecoder } from '../onnx/decoder-info.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { saveModel } from '../onnx/save.js';
 import type { ExecutionProvider } from '../runtime/session.js';
+import { temporaryUntilDone } from '../util/atomic.js';
 import { resolveOutput, type OutputTarget } from './output-names.js';
 import { activationRanges, checkClipOptions, DEFAULT_PERCENTILE, STANDARD_PERCENTILES, type ClipOptions, type RangeEntry } from './ranges.js';
 import { QuantizationError, resolveScheme, type QuantParams, type SchemeOptions } from './schemes.js';
