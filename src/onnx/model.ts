@@ -2,11 +2,16 @@
 // Opening a model reads only the .onnx file; external tensors stay on disk until someone asks for their bytes.
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
+import { OnnxCompressError, type ErrorCode } from '../errors.js';
 import { decodeModel, OnnxFormatError } from './codec.js';
 import { DataLocation, type GraphProto, type ModelProto, type TensorProto } from './types.js';
 
 /** Bad input, with a message fit to print as one line (it names the file and the tensor or node). */
-export class ModelError extends Error {}
+export class ModelError extends OnnxCompressError {
+  constructor(message: string, code: ErrorCode = 'bad-model') {
+    super(code, message);
+  }
+}
 
 export interface ExternalRef {
   location: string;
