@@ -88,13 +88,20 @@ export function selectTargets(model: OnnxModel, selection: NodeSelection, writer
     const op = node.opType ?? '';
     if ((node.domain ?? '') !== '' && node.domain !== 'ai.onnx') continue;
     if (!ops.includes(op)) continue;
-    const label = node.name || nodeLabel(node, graph);
     if (!isSelected(node, selection, node.input[1])) continue;
-    const verdict = inspect(node, index, writer);
-    if (typeof verdict === 'string') skipped.push({ node: label, op, reason: verdict });
-    else targets.push({ ...verdict, node, label, op, weightInput: 1 });
+    const verdict = inspectNode(node, index, writer);
+    if (typeof verdict === 'string') skipped.push({ node: node.name || nodeLabel(node, graph), op, reason: verdict });
+    else targets.push(verdict);
   }
   return { targets, skipped };
+}
+
+/** The node as a weight target for this writer, or why the writer cannot rewrite it. */
+export function inspectNode(node: NodeProto, index: GraphIndex, writer: WriterName): WeightTarget | string {
+  if (!WRITER_OPS[writer].includes(node.opType ?? '')) return `${writer} does not rewrite ${node.opType} nodes (it rewrites ${WRITER_OPS[writer].join(', ')})`;
+  const verdict = inspect(node, index, writer);
+  if (typeof verdict === 'string') return verdict;
+  return { ...verdict, node, label: node.name || nodeLabel(node, index.graph), op: node.opType ?? '', weightInput: 1 };
 }
 
 type Facts = Omit<WeightTarget, 'node' | 'label' | 'op' | 'weightInput'>;

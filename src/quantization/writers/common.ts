@@ -1,20 +1,25 @@
-// What the three writers share: their result and report types, the refusal of already-quantized models, reading
-// a float weight, and GraphEdit — the one graph edit every writer uses ("run these nodes instead of that one").
-import { irVersionForOpset, makeNode, type NodeOptions } from '../../onnx/builder.js';
-import { type AttrInput } from '../../onnx/attributes.js';
+// What the per-format rewriters share: the rewriter protocol, their result and report types, the refusal of
+// already-quantized models, reading a float weight and solving it once per weight and spec.
 import { dtypeInfo, byteSize } from '../../onnx/dtypes.js';
-import { allNodes, freeNames, NameGenerator, nodeLabel } from '../../onnx/graph.js';
-import { OnnxModel } from '../../onnx/model.js';
-import { makeTensor, tensorValues, type TensorValues } from '../../onnx/tensor.js';
-import type { DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto } from '../../onnx/types.js';
-import { QuantizationError, type QuantParams, type SchemeName, type WriterName } from '../schemes.js';
+import type { EditResult, GraphEditor, OpsetChange } from '../../onnx/editor.js';
+import { allNodes, nodeLabel } from '../../onnx/graph.js';
+import type { OnnxModel } from '../../onnx/model.js';
+import { tensorValues } from '../../onnx/tensor.js';
+import type { TensorProto } from '../../onnx/types.js';
+import { weightSpec, type NodeFormat, type PlannedNode, type PlanOrigin } from '../plan.js';
+import { dequantize, sqnrDb, type Quantized } from '../quantizers.js';
+import { QuantizationError, type SchemeName, type WriterName } from '../schemes.js';
 import type { SkippedNode } from '../select.js';
-import { upgradeOpset } from './opset.js';
+import type { WeightSolver } from '../solvers.js';
+
+export type { OpsetChange } from '../../onnx/editor.js';
 
 /** One rewritten node. Bytes count the weight's float32 data against its codes, scales and zero points. */
 export interface NodeReport {
   node: string;
   op: string;
+  /** The plan's format for the node. */
+  format: NodeFormat;
   /** What the node became ('MatMulNBits', 'DequantizeLinear+MatMul', 'MatMulInteger'...). */
   as: string;
   weight: string;
@@ -33,16 +38,14 @@ export interface NodeReport {
   sharedWeight?: boolean;
 }
 
-export interface OpsetChange {
-  domain: string;
-  /** Absent when the domain was not imported before. */
-  from?: number;
-  to: number;
-}
-
 export interface WriterReport {
-  scheme: SchemeName;
-  writer: WriterName;
+  /** The scheme the plan came from, or 'plan' for a plan file. */
+  scheme: SchemeName | 'plan';
+  /** The format every node was written in, or 'mixed'. */
+  writer: WriterName | 'mixed';
+  /** Where the plan came from and the solver that chose the codes (absent in reports of version 0.1 writers). */
+  plan?: PlanOrigin;
+  solver?: string;
   nodes: NodeReport[];
   skipped: SkippedNode[];
   opsetChanges: OpsetChange[];
@@ -112,113 +115,13 @@ export function tensorBytes(t: TensorProto): number {
   return byteSize(dtypeInfo(t.dataType).code, count);
 }
 
-/**
- * Collects a writer's changes to one model and applies them all at once to a copy: nodes run instead of
- * others (in the replaced node's place, so the order stays topological), new initializers, and the opsets
- * the new nodes need. Initializers that only replaced nodes read are dropped (from graph.input too).
- */
-export class GraphEdit {
-  readonly names: NameGenerator;
-  private readonly replaced = new Map<NodeProto, NodeProto[]>();
-  private readonly added: TensorProto[] = [];
-  private readonly opsets = new Map<string, number>();
-  private readonly quantizedWeights = new Set<string>();
-
-  constructor(readonly model: OnnxModel) {
-    this.names = new NameGenerator(model.proto);
-  }
-
-  /** A new initializer named after `base` (made unique); returns its name. */
-  tensor(base: string, dtype: DataType, dims: readonly number[], values: TensorValues): string {
-    const name = this.names.fresh(base);
-    this.added.push(makeTensor(name, dtype, dims, values));
-    return name;
-  }
-
-  /** A fresh value name made from `base`. */
-  value(base: string): string {
-    return this.names.fresh(base);
-  }
-
-  /** A node named after `options.name` (default the op type), made unique; `outputs` are used as given. */
-  node(op: string, inputs: readonly string[], outputs: readonly string[], attrs?: AttrInput, options: NodeOptions = {}): NodeProto {
-    return makeNode(op, inputs, outputs, attrs, { ...options, name: this.names.fresh(options.name ?? op) });
-  }
-
-  /** Records that a float weight now has a quantized copy (so finish() can tell if the float one must stay). */
-  quantized(weight: string): void {
-    this.quantizedWeights.add(weight);
-  }
-
-  /** `nodes` run in the place of `node`; they must produce its outputs (graph outputs keep their names). */
-  replace(node: NodeProto, nodes: readonly NodeProto[]): void {
-    if (this.replaced.has(node)) throw new Error(`node ${node.name} is replaced twice`);
-    this.replaced.set(node, [...nodes]);
-  }
-
-  /** The new nodes need at least this opset of `domain` ('' is the default domain). */
-  requireOpset(domain: string, version: number): void {
-    this.opsets.set(domain, Math.max(version, this.opsets.get(domain) ?? 0));
-  }
-
-  /** The edited copy of the model, and what changed besides the nodes. */
-  finish(): {
-    model: OnnxModel;
-    opsetChanges: OpsetChange[];
-    irVersion: { from?: number; to?: number };
-    removedInputs: string[];
-    /** Quantized weights that other nodes still read, so their float data stays in the model too. */
-    keptFloat: string[];
-  } {
-    const proto = this.model.proto;
-    const g = this.model.graph;
-    let graph: GraphProto = { ...g, node: g.node.flatMap((n) => this.replaced.get(n) ?? [n]) };
-
-    // Drop initializers that replaced nodes read and nothing reads now.
-    const candidates = new Set([...this.replaced.keys()].flatMap((n) => n.input));
-    const read = new Set(freeNames({ ...graph, initializer: [], input: [] }));
-    const removed = new Set(g.initializer.filter((t) => t.name && candidates.has(t.name) && !read.has(t.name)).map((t) => t.name!));
-    graph.initializer = [...g.initializer.filter((t) => !removed.has(t.name ?? '')), ...this.added];
-    graph.input = g.input.filter((v) => !removed.has(v.name ?? ''));
-    graph.valueInfo = g.valueInfo.filter((v) => !removed.has(v.name ?? ''));
-    const removedInputs = g.input.filter((v) => removed.has(v.name ?? '')).map((v) => v.name!);
-
-    const opsetImport: OperatorSetIdProto[] = proto.opsetImport.map((o) => ({ ...o }));
-    const opsetChanges: OpsetChange[] = [];
-    for (const [domain, version] of this.opsets) {
-      const entry = opsetImport.find((o) => (o.domain ?? '') === domain || (domain === '' && o.domain === 'ai.onnx'));
-      const from = entry?.version;
-      if (from !== undefined && from >= version) continue;
-      if (domain === '' && from !== undefined) graph = upgradeOpset(graph, from, version, this.names, this.model.source);
-      if (entry) entry.version = version;
-      else opsetImport.push({ domain, version });
-      opsetChanges.push({ domain, ...(from !== undefined ? { from } : {}), to: version });
-    }
-
-    // IR 3 wanted every initializer listed as a graph input; the new ones are not, so such models move to IR 4.
-    // A raised default opset needs the IR version that came with it.
-    const defaultOpset = opsetImport.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx')?.version;
-    let ir = proto.irVersion;
-    const need = Math.max(this.added.length ? 4 : 0, opsetChanges.some((c) => c.domain === '') && defaultOpset ? irVersionForOpset(defaultOpset) : 0);
-    if (ir !== undefined && ir < need) ir = need;
-
-    const out: ModelProto = { ...proto, opsetImport, graph, ...(ir !== undefined ? { irVersion: ir } : {}) };
-    return {
-      model: new OnnxModel(out, this.model.baseDir, this.model.source),
-      opsetChanges,
-      irVersion: ir !== proto.irVersion ? { from: proto.irVersion, to: ir } : {},
-      removedInputs,
-      keptFloat: [...this.quantizedWeights].filter((w) => read.has(w)),
-    };
-  }
-}
-
 /** The report with totals computed and the edit's side effects written out as notes. */
 export function makeReport(
-  params: QuantParams,
+  origin: PlanOrigin,
+  solver: string,
   nodes: NodeReport[],
   skipped: SkippedNode[],
-  finished: ReturnType<GraphEdit['finish']>,
+  finished: EditResult,
   notes: string[] = [],
 ): WriterReport {
   const all = [...notes];
@@ -230,13 +133,17 @@ export function makeReport(
   if (finished.removedInputs.length) {
     all.push(`quantized weights removed from the graph inputs (they were overridable initializers): ${finished.removedInputs.join(', ')}`);
   }
-  if (finished.keptFloat.length) {
-    all.push(`float weights also read by nodes left in float, so kept beside their quantized copies: ${finished.keptFloat.join(', ')}`);
+  if (finished.supersededStillRead.length) {
+    all.push(`float weights also read by nodes left in float, so kept beside their quantized copies: ${finished.supersededStillRead.join(', ')}`);
   }
   const counted = nodes.filter((n) => !n.sharedWeight);
+  // Embedding lookups ride with MatMulNBits (the block schemes write both).
+  const formats = new Set(nodes.map((n) => (n.format === 'gather-block' ? 'matmulnbits' : n.format)));
   return {
-    scheme: params.scheme,
-    writer: params.writer,
+    scheme: origin.kind === 'scheme' ? origin.scheme : 'plan',
+    writer: origin.kind === 'scheme' ? origin.writer : formats.size === 1 ? [...formats][0] : 'mixed',
+    plan: origin,
+    solver,
     nodes,
     skipped,
     opsetChanges: finished.opsetChanges,
@@ -247,4 +154,59 @@ export function makeReport(
       bytesAfter: counted.reduce((a, n) => a + n.bytesAfter, 0),
     },
   };
+}
+
+/** What every format's rewriter is given: the model, the one editor, the solver and calibration ranges. */
+export interface RewriteContext {
+  model: OnnxModel;
+  edit: GraphEditor;
+  solver: WeightSolver;
+  activationRanges?: ActivationRanges;
+}
+
+/** Rewrites the planned nodes of one format; created per rewrite, so its caches (shared weights) are per model. */
+export interface FormatRewriter {
+  /** Rewrites one node (through ctx.edit) and reports it. */
+  rewrite(p: PlannedNode): NodeReport;
+  /** After every node: require the opsets the written nodes need; returns notes for the report. */
+  finish(): string[];
+}
+
+/** A solved weight: the float values and the codes of the planned spec. */
+export interface SolvedWeight {
+  x: Float32Array;
+  q: Quantized;
+  sqnrDb: number;
+}
+
+/** Reads the planned node's float weight, marks it superseded and has the solver quantize it. */
+export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
+  const t = p.target;
+  ctx.edit.supersede(t.weight.name!);
+  const x = floatValues(ctx.model, t.weight);
+  const q = ctx.solver.solve({
+    node: t.label,
+    weight: t.weight.name!,
+    values: x,
+    dims: t.weight.dims,
+    spec: weightSpec(p),
+    reductionAxis: t.reductionAxis,
+    channelAxis: t.channelAxis,
+  });
+  return { x, q, sqnrDb: sqnrDb(x, dequantize(q)) };
+}
+
+/** Cache key of a weight written once for every node that reads it with the same spec. */
+export function weightKey(p: PlannedNode): string {
+  return `${p.target.weight.name}\u0000${JSON.stringify(weightSpec(p))}`;
+}
+
+/** A block size that does not divide K: allowed (last block padded) unless the plan refuses padding. */
+export function checkPadding(ctx: RewriteContext, p: PlannedNode, padK: boolean, what: (k: number, blockSize: number) => string): boolean {
+  const spec = weightSpec(p);
+  if (spec.granularity.kind !== 'block') return false;
+  const k = p.target.weight.dims[p.target.reductionAxis];
+  if (k % spec.granularity.blockSize === 0) return false;
+  if (!padK) throw new QuantizationError(`${ctx.model.source}: node '${p.target.label}': ${what(k, spec.granularity.blockSize)}, and padding was refused`);
+  return true;
 }

@@ -10,14 +10,10 @@
 // packed like the data, or absent for the implicit 2^(bits-1) (symmetric). Output element = (code - zp) * scale
 // in float32. The output width is the packed width * 8 / bits, so hidden * bits must be a whole number of bytes;
 // a hidden size the block does not divide is fine (the last block is short, no padding in the data).
-import { attrInt } from '../../onnx/attributes.js';
-import { GraphIndex, nodeLabel } from '../../onnx/graph.js';
-import type { OnnxModel } from '../../onnx/model.js';
-import { DataType, type NodeProto } from '../../onnx/types.js';
-import { dequantize, packBits, quantize, sqnrDb, type Quantized } from '../quantizers.js';
-import type { QuantParams } from '../schemes.js';
-import { isSelected, type NodeSelection, type SkippedNode } from '../select.js';
-import { floatValues, type GraphEdit, type NodeReport, tensorBytes } from './common.js';
+import { DataType } from '../../onnx/types.js';
+import type { PlannedNode } from '../plan.js';
+import { packBits, type Quantized } from '../quantizers.js';
+import { solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
 
 /** GatherBlockQuantized's inputs for a [rows, cols] table quantized in blocks along axis 1 (unsigned codes). */
 export interface GatherBlockWeights {
@@ -80,103 +76,64 @@ export function dequantizeRows(w: GatherBlockWeights, indices: ArrayLike<number 
   return out;
 }
 
-/** A Gather that reads a float 2-D table (an embedding), or why it is left alone; undefined: not a table lookup. */
-function inspectGather(
-  node: NodeProto,
-  index: GraphIndex,
-  bits: number,
-  embeddingWidths: ReadonlySet<number>,
-  tiedTables: ReadonlySet<string>,
-): string | undefined | 'ok' {
-  const t = index.initializer(node.input[0] ?? '');
-  if (!t || t.dataType !== DataType.FLOAT || t.dims.length !== 2) return undefined;
-  // Only token embeddings: rows as wide as some MatMul weight's side, or a table an lm_head also reads (tied).
-  // Rotary cos/sin caches and other small lookup tables are not embeddings and stay float silently.
-  if (!embeddingWidths.has(t.dims[1]) && !tiedTables.has(t.name ?? '')) return undefined;
-  const axis = attrInt(node, 'axis', 0);
-  if (axis !== 0 && axis !== -2) return `gathers along axis ${axis}; GatherBlockQuantized with uint8 data gathers rows (axis 0) only`;
-  if ((t.dims[1] * bits) % 8 !== 0) return `rows of ${t.dims[1]} x ${bits}-bit codes are not a whole number of bytes`;
-  if (!node.input[1] || index.initializer(node.input[1])) return 'the indices are a constant (left to constant folding)';
-  return 'ok';
-}
-
 /**
- * Rewrites the selected embedding Gathers of `edit`'s model as GatherBlockQuantized, quantized like MatMulNBits
- * weights (bits, block size, symmetry of `params`). The float table is marked quantized on `edit`, so finish()
- * drops it unless another node (a tied lm_head through Transpose, a MatMul left in float) still reads it.
+ * Rewrites planned 'gather-block' nodes (embedding lookups, plan.ts's embeddingLookups) as GatherBlockQuantized.
+ * The float table is marked superseded, so the editor drops it unless another node (a tied lm_head through
+ * Transpose, a MatMul left in float) still reads it.
  */
-export function writeGatherBlockQuantized(
-  edit: GraphEdit,
-  selection: NodeSelection,
-  params: QuantParams,
-): { nodes: NodeReport[]; skipped: SkippedNode[] } {
-  const model: OnnxModel = edit.model;
-  const { bits, symmetric, blockSize } = params.weights;
-  const nodes: NodeReport[] = [];
-  const skipped: SkippedNode[] = [];
-  if (blockSize === undefined || 8 % bits !== 0) return { nodes, skipped };
-  const graph = model.graph;
-  const index = new GraphIndex(graph);
-  const widths = new Set<number>();
-  const tied = new Set<string>();
-  for (const n of graph.node) {
-    if (n.opType === 'Transpose' && n.input[0]) tied.add(n.input[0]);
-    if (n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
-    const w = index.initializer(n.input[1] ?? '');
-    if (w?.dims.length === 2) widths.add(w.dims[0]).add(w.dims[1]);
-    if (n.input[1]) tied.add(n.input[1]);
-  }
-  const done = new Map<string, { inputs: string[]; report: Omit<NodeReport, 'node' | 'op'> }>();
-  for (const node of graph.node) {
-    if (node.opType !== 'Gather' || ((node.domain ?? '') !== '' && node.domain !== 'ai.onnx')) continue;
-    const verdict = inspectGather(node, index, bits, widths, tied);
-    if (verdict === undefined) continue;
-    const wName = node.input[0]!;
-    if (!isSelected(node, selection, wName)) continue;
-    const label = node.name || nodeLabel(node, graph);
-    if (verdict !== 'ok') {
-      skipped.push({ node: label, op: 'Gather', reason: verdict });
-      continue;
-    }
-    const t = index.initializer(wName)!;
-    let entry = done.get(wName);
-    const shared = entry !== undefined;
-    if (!entry) {
-      edit.quantized(wName);
-      const x = floatValues(model, t);
-      const q = quantize(x, t.dims, { bits, signed: false, symmetric, granularity: { kind: 'block', axis: 1, blockSize }, convention: 'mlas' });
-      const w = packGatherBlockQuantized(q);
-      const data = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [w.rows, w.data.length / w.rows], w.data);
-      const scales = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.rows, w.blocks], w.scales);
-      const zp = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.rows, w.zeroPoints.length / w.rows], w.zeroPoints) : '';
-      entry = {
-        inputs: [data, scales, ...(zp ? [zp] : [])],
-        report: {
-          as: 'GatherBlockQuantized',
-          weight: wName,
-          bits,
-          blockSize,
-          granularity: 'block',
-          sqnrDb: sqnrDb(x, dequantize(q)),
-          bytesBefore: tensorBytes(t),
-          bytesAfter: w.data.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0),
-        },
-      };
-      done.set(wName, entry);
-    }
-    // Inputs: data, indices, scales, zero_points.
-    const [data, scales, zp] = entry.inputs;
-    const inputs = [data, node.input[1]!, scales, ...(zp ? [zp] : [])];
-    const replacement = edit.node(
-      'GatherBlockQuantized',
-      inputs,
-      [node.output[0]],
-      { gather_axis: 0, quantize_axis: 1, block_size: blockSize, bits },
-      { name: `${node.name || 'Gather'}_Q${bits}`, domain: 'com.microsoft' },
-    );
-    edit.replace(node, [replacement]);
-    nodes.push({ node: label, op: 'Gather', ...entry.report, ...(shared ? { sharedWeight: true } : {}) });
-  }
-  if (nodes.length) edit.requireOpset('com.microsoft', 1);
-  return { nodes, skipped };
+export function gatherRewriter(ctx: RewriteContext): FormatRewriter {
+  const { edit } = ctx;
+  const done = new Map<string, { inputs: string[]; report: Omit<NodeReport, 'node' | 'op' | 'format'> }>();
+  let written = 0;
+  return {
+    rewrite(p: PlannedNode): NodeReport {
+      const { target, plan } = p;
+      if (plan.format !== 'gather-block') throw new TypeError(`gather-block rewriter given a ${plan.format} node`);
+      const { bits, blockSize } = plan.weights;
+      const node = target.node;
+      const t = target.weight;
+      const wName = t.name!;
+      const key = weightKey(p);
+      let entry = done.get(key);
+      const shared = entry !== undefined;
+      if (!entry) {
+        const solved = solveWeight(ctx, p);
+        const w = packGatherBlockQuantized(solved.q);
+        const data = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [w.rows, w.data.length / w.rows], w.data);
+        const scales = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.rows, w.blocks], w.scales);
+        const zp = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.rows, w.zeroPoints.length / w.rows], w.zeroPoints) : '';
+        entry = {
+          inputs: [data, scales, ...(zp ? [zp] : [])],
+          report: {
+            as: 'GatherBlockQuantized',
+            weight: wName,
+            bits,
+            blockSize,
+            granularity: 'block',
+            sqnrDb: solved.sqnrDb,
+            bytesBefore: tensorBytes(t),
+            bytesAfter: w.data.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0),
+          },
+        };
+        done.set(key, entry);
+      }
+      // Inputs: data, indices, scales, zero_points.
+      const [data, scales, zp] = entry.inputs;
+      const inputs = [data, node.input[1]!, scales, ...(zp ? [zp] : [])];
+      const replacement = edit.node(
+        'GatherBlockQuantized',
+        inputs,
+        [node.output[0]],
+        { gather_axis: 0, quantize_axis: 1, block_size: blockSize, bits },
+        { name: `${node.name || 'Gather'}_Q${bits}`, domain: 'com.microsoft' },
+      );
+      edit.replace(node, [replacement]);
+      written++;
+      return { node: target.label, op: 'Gather', format: 'gather-block', ...entry.report, ...(shared ? { sharedWeight: true } : {}) };
+    },
+    finish(): string[] {
+      if (written) edit.requireOpset('com.microsoft', 1);
+      return [];
+    },
+  };
 }

@@ -1,33 +1,65 @@
-// One entry point over the three writers: a scheme name (or resolved parameters) picks the writer.
+// The "rewrite" of plan -> solve -> rewrite: one editor over the model, one rewriter per format, each planned
+// node rewritten in plan order by its format's rewriter with codes from the solver. Named schemes are plans too
+// (quantizeModel), so a scheme and the same choices in a plan file write the same bytes.
+import { GraphEditor } from '../../onnx/editor.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { resolveScheme, type QuantParams, type SchemeOptions, type WriterName } from '../schemes.js';
+import { planFromScheme, plannedActivations, type NodeFormat, type QuantPlan } from '../plan.js';
+import { QuantizationError, resolveScheme, type QuantParams, type SchemeOptions } from '../schemes.js';
 import type { NodeSelection } from '../select.js';
-import type { ActivationRanges, WriterResult } from './common.js';
-import { writeDynamic } from './dynamic.js';
-import { writeMatMulNBits } from './matmulnbits.js';
-import { writeQdq } from './qdq.js';
+import { roundToNearest, type WeightSolver } from '../solvers.js';
+import { makeReport, refuseQuantized, type ActivationRanges, type FormatRewriter, type NodeReport, type RewriteContext, type WriterResult } from './common.js';
+import { dynamicRewriter } from './dynamic.js';
+import { gatherRewriter } from './gather.js';
+import { nbitsRewriter } from './matmulnbits.js';
+import { qdqRewriter } from './qdq.js';
 
-export type Writer = (model: OnnxModel, selection: NodeSelection, params: QuantParams, activationRanges?: ActivationRanges) => WriterResult;
-
-export const WRITERS: Readonly<Record<WriterName, Writer>> = {
-  qdq: writeQdq,
-  matmulnbits: writeMatMulNBits,
-  dynamic: writeDynamic,
+/** Each format's rewriter, in the order they finish (which fixes the order of opset imports they add). */
+const REWRITERS: Readonly<Record<NodeFormat, (ctx: RewriteContext) => FormatRewriter>> = {
+  qdq: qdqRewriter,
+  dynamic: dynamicRewriter,
+  matmulnbits: nbitsRewriter,
+  'gather-block': gatherRewriter,
 };
 
-export interface QuantizeOptions extends SchemeOptions {
-  select?: NodeSelection;
-  /** Tensor name -> [min, max]; required by schemes that quantize activations (w8a8). */
+export interface RewriteOptions {
+  /** Default round-to-nearest. */
+  solver?: WeightSolver;
+  /** Tensor name -> [min, max]; required when the plan quantizes activations (static QDQ). */
   activationRanges?: ActivationRanges;
 }
 
-/** Quantizes a model with a named scheme (or resolved parameters); the input model is left untouched. */
+/** Writes a plan into a copy of the model; the input model is left untouched. */
+export function rewriteModel(model: OnnxModel, plan: QuantPlan, options: RewriteOptions = {}): WriterResult {
+  const { solver = roundToNearest, activationRanges } = options;
+  if (!activationRanges && plannedActivations(plan).length) {
+    const who = plan.origin.kind === 'scheme' ? `scheme ${plan.origin.scheme}` : `plan ${plan.origin.path}`;
+    throw new QuantizationError(`${who} quantizes activations: pass their ranges (tensor name -> [min, max]) from calibration`);
+  }
+  refuseQuantized(model);
+  const edit = new GraphEditor(model);
+  const ctx: RewriteContext = { model, edit, solver, ...(activationRanges ? { activationRanges } : {}) };
+  const rewriters = new Map<NodeFormat, FormatRewriter>();
+  const nodes: NodeReport[] = plan.nodes.map((p) => {
+    let r = rewriters.get(p.plan.format);
+    if (!r) rewriters.set(p.plan.format, (r = REWRITERS[p.plan.format](ctx)));
+    return r.rewrite(p);
+  });
+  const notes = (Object.keys(REWRITERS) as NodeFormat[]).flatMap((f) => rewriters.get(f)?.finish() ?? []);
+  if (plan.float.length) notes.unshift(`kept in float by the plan: ${plan.float.join(', ')}`);
+  const finished = edit.finish();
+  return { model: finished.model, report: makeReport(plan.origin, solver.name, nodes, [...plan.skipped], finished, notes) };
+}
+
+export interface QuantizeOptions extends SchemeOptions, RewriteOptions {
+  select?: NodeSelection;
+}
+
+/** Quantizes a model with a named scheme (or resolved parameters): the scheme's plan, rewritten. */
 export function quantizeModel(model: OnnxModel, scheme: string | QuantParams, options: QuantizeOptions = {}): WriterResult {
-  const { select, activationRanges, ...schemeOptions } = options;
+  const { select, activationRanges, solver, ...schemeOptions } = options;
   const params = typeof scheme === 'string' ? resolveScheme(scheme, schemeOptions) : scheme;
-  return WRITERS[params.writer](model, select ?? {}, params, activationRanges);
+  return rewriteModel(model, planFromScheme(model, params, select ?? {}), { ...(solver ? { solver } : {}), ...(activationRanges ? { activationRanges } : {}) });
 }
 
 export type { ActivationRanges, NodeReport, OpsetChange, WriterReport, WriterResult } from './common.js';
 export { packMatMulNBits, type NBitsWeights } from './matmulnbits.js';
-export { writeDynamic, writeMatMulNBits, writeQdq };

@@ -2,12 +2,9 @@
 // ONNX Runtime's matmul_nbits_quantizer writes and transformers.js "q4" files use. Codes, scales and zero points
 // follow ORT's quantizer exactly (quantizers.ts, 'mlas' convention) so the kernel sees what it was tuned for.
 import { DataType } from '../../onnx/types.js';
-import type { OnnxModel } from '../../onnx/model.js';
-import { dequantize, packBits, quantize, sqnrDb, type Quantized } from '../quantizers.js';
-import { QuantizationError, type QuantParams } from '../schemes.js';
-import { selectTargets, type NodeSelection } from '../select.js';
-import { writeGatherBlockQuantized } from './gather.js';
-import { floatValues, GraphEdit, makeReport, refuseQuantized, tensorBytes, type ActivationRanges, type NodeReport, type WriterResult } from './common.js';
+import type { PlannedNode } from '../plan.js';
+import { packBits, type Quantized } from '../quantizers.js';
+import { checkPadding, solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
 
 /** MatMulNBits' weight inputs, in the flat shapes ORT's own quantizer writes. */
 export interface NBitsWeights {
@@ -65,78 +62,58 @@ export function packMatMulNBits(q: Quantized, reductionAxis: 0 | 1, withZeroPoin
   return { k, n, bits, blockSize, kBlocks, blobSize, b, scales, ...(zeroPoints ? { zeroPoints } : {}) };
 }
 
-/** Rewrites the selected MatMul/Gemm nodes as MatMulNBits. Activation ranges are not used (weights only). */
-export function writeMatMulNBits(
-  model: OnnxModel,
-  selection: NodeSelection,
-  params: QuantParams,
-  _activationRanges?: ActivationRanges,
-): WriterResult {
-  if (params.writer !== 'matmulnbits') throw new QuantizationError(`scheme ${params.scheme} is not a MatMulNBits scheme`);
-  const { bits, symmetric, blockSize } = params.weights;
-  if (blockSize === undefined) throw new QuantizationError(`scheme ${params.scheme}: MatMulNBits needs a block size`);
-  refuseQuantized(model);
-  const { targets, skipped } = selectTargets(model, selection, 'matmulnbits', params.opTypes);
-  const edit = new GraphEdit(model);
-  const done = new Map<string, { inputs: string[]; report: Omit<NodeReport, 'node' | 'op'> }>();
-  const nodes: NodeReport[] = [];
+/** Rewrites planned 'matmulnbits' nodes (MatMul, Gemm with a per-column bias) as MatMulNBits. */
+export function nbitsRewriter(ctx: RewriteContext): FormatRewriter {
+  const { edit } = ctx;
+  const done = new Map<string, { inputs: string[]; report: Omit<NodeReport, 'node' | 'op' | 'format'> }>();
+  const paddedBlocks = new Set<number>();
   let padded = 0;
-
-  for (const t of targets) {
-    const wName = t.weight.name!;
-    const k = t.weight.dims[t.reductionAxis];
-    const n = t.weight.dims[t.channelAxis];
-    if (k % blockSize !== 0) {
-      if (!params.padK) {
-        throw new QuantizationError(
-          `${model.source}: node '${t.label}': K = ${k} is not a multiple of block size ${blockSize}, and padding was refused`,
-        );
+  let written = 0;
+  return {
+    rewrite(p: PlannedNode): NodeReport {
+      const { target: t, plan } = p;
+      if (plan.format !== 'matmulnbits') throw new TypeError(`matmulnbits rewriter given a ${plan.format} node`);
+      const { bits, blockSize } = plan.weights;
+      const wName = t.weight.name!;
+      const k = t.weight.dims[t.reductionAxis];
+      const n = t.weight.dims[t.channelAxis];
+      if (checkPadding(ctx, p, plan.padK, (kk, b) => `K = ${kk} is not a multiple of block size ${b}`)) {
+        padded++;
+        paddedBlocks.add(blockSize);
       }
-      padded++;
-    }
-    let entry = done.get(wName);
-    const shared = entry !== undefined;
-    if (!entry) {
-      edit.quantized(t.weight.name!);
-      const x = floatValues(model, t.weight);
-      const q = quantize(x, t.weight.dims, {
-        bits,
-        signed: false,
-        symmetric,
-        granularity: { kind: 'block', axis: t.reductionAxis, blockSize },
-        convention: 'mlas',
-      });
-      const w = packMatMulNBits(q, t.reductionAxis as 0 | 1);
-      const b = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [n, w.kBlocks, w.blobSize], w.b);
-      const s = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.scales.length], w.scales);
-      const z = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints) : '';
-      const bytesAfter = w.b.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0);
-      entry = {
-        inputs: [b, s, z],
-        report: { as: 'MatMulNBits', weight: wName, bits, blockSize, granularity: 'block', sqnrDb: sqnrDb(x, dequantize(q)), bytesBefore: tensorBytes(t.weight), bytesAfter },
-      };
-      done.set(wName, entry);
-    }
-    // Inputs: A, B, scales, zero_points, g_idx (deprecated, never written), bias.
-    const inputs = [t.activation, ...entry.inputs, '', t.bias?.name ?? ''];
-    while (inputs[inputs.length - 1] === '') inputs.pop();
-    const node = edit.node(
-      'MatMulNBits',
-      inputs,
-      [t.node.output[0]],
-      { K: k, N: n, bits, block_size: blockSize, accuracy_level: params.accuracyLevel },
-      { name: `${t.node.name || 'MatMul'}_Q${bits}`, domain: 'com.microsoft' },
-    );
-    edit.replace(t.node, [node]);
-    nodes.push({ node: t.label, op: t.op, ...entry.report, ...(shared ? { sharedWeight: true } : {}) });
-  }
-  if (targets.length) edit.requireOpset('com.microsoft', 1);
-  if (params.quantizeEmbeddings) {
-    const gathers = writeGatherBlockQuantized(edit, selection, params);
-    nodes.push(...gathers.nodes);
-    skipped.push(...gathers.skipped);
-  }
-  const notes = padded ? [`${padded} weight(s) with K not a multiple of ${blockSize}: last block padded (as ORT's quantizer does)`] : [];
-  const finished = edit.finish();
-  return { model: finished.model, report: makeReport(params, nodes, skipped, finished, notes) };
+      const key = weightKey(p);
+      let entry = done.get(key);
+      const shared = entry !== undefined;
+      if (!entry) {
+        const solved = solveWeight(ctx, p);
+        const w = packMatMulNBits(solved.q, t.reductionAxis as 0 | 1);
+        const b = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [n, w.kBlocks, w.blobSize], w.b);
+        const s = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.scales.length], w.scales);
+        const z = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints) : '';
+        const bytesAfter = w.b.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0);
+        entry = {
+          inputs: [b, s, z],
+          report: { as: 'MatMulNBits', weight: wName, bits, blockSize, granularity: 'block', sqnrDb: solved.sqnrDb, bytesBefore: tensorBytes(t.weight), bytesAfter },
+        };
+        done.set(key, entry);
+      }
+      // Inputs: A, B, scales, zero_points, g_idx (deprecated, never written), bias.
+      const inputs = [t.activation, ...entry.inputs, '', t.bias?.name ?? ''];
+      while (inputs[inputs.length - 1] === '') inputs.pop();
+      const node = edit.node(
+        'MatMulNBits',
+        inputs,
+        [t.node.output[0]],
+        { K: k, N: n, bits, block_size: blockSize, accuracy_level: plan.accuracyLevel },
+        { name: `${t.node.name || 'MatMul'}_Q${bits}`, domain: 'com.microsoft' },
+      );
+      edit.replace(t.node, [node]);
+      written++;
+      return { node: t.label, op: t.op, format: 'matmulnbits', ...entry.report, ...(shared ? { sharedWeight: true } : {}) };
+    },
+    finish(): string[] {
+      if (written) edit.requireOpset('com.microsoft', 1);
+      return padded ? [`${padded} weight(s) with K not a multiple of ${[...paddedBlocks].join('/')}: last block padded (as ORT's quantizer does)`] : [];
+    },
+  };
 }

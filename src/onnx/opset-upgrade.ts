@@ -1,13 +1,12 @@
-// Raising a graph's default-domain opset, which QDQ needs (13 for per-channel `axis`, 21 for int4 and
+// Raising a graph's default-domain opset (the graph editor's requireOpset), which QDQ needs (13 for per-channel `axis`, 21 for int4 and
 // `block_size`; dynamic quantization needs 11). Simply changing the number would break models: ReduceMean's
 // `axes`, for one, moved from attribute to input at 18. Between any two versions most operators only gained
 // types or optional inputs, so their nodes stay as written; operators whose attributes became inputs are
 // rewritten; those whose meaning changed, or that were removed, are refused with the node named.
-import { findAttr, intAttr as intAttrProto } from '../../onnx/attributes.js';
-import type { NameGenerator } from '../../onnx/graph.js';
-import { makeTensor } from '../../onnx/tensor.js';
-import { DataType, type AttributeProto, type GraphProto, type NodeProto, type TensorProto } from '../../onnx/types.js';
-import { QuantizationError } from '../schemes.js';
+import { findAttr, intAttr as intAttrProto } from './attributes.js';
+import { GraphError, type NameGenerator } from './graph.js';
+import { makeTensor } from './tensor.js';
+import { DataType, type AttributeProto, type GraphProto, type NodeProto, type TensorProto } from './types.js';
 
 /** Attributes that became inputs at `since`: name, input position, and how the value is stored. */
 interface ToInputs {
@@ -76,8 +75,8 @@ function crosses(from: number, to: number, since: number): boolean {
 }
 
 function refuse(source: string, node: NodeProto, from: number, to: number, why: string): never {
-  throw new QuantizationError(
-    `${source}: cannot raise the opset from ${from} to ${to} for quantization: node '${node.name ?? ''}' (${node.opType}) ${why}`,
+  throw new GraphError(
+    `${source}: cannot raise the opset from ${from} to ${to}: node '${node.name ?? ''}' (${node.opType}) ${why}`,
   );
 }
 
