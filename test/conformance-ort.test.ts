@@ -169,7 +169,7 @@ function closeEnough(a: number, b: number): boolean {
   return a === b || Math.abs(a - b) <= ATOL + RTOL * Math.abs(b); // a === b covers equal infinities
 }
 
-it('ONNX backend conformance data through our codec and ONNX Runtime', { skip: !existsSync(ROOT) && `${ROOT} not installed` }, async () => {
+it('ONNX backend conformance data through our codec and ONNX Runtime', { skip: !existsSync(ROOT) && `${ROOT} not installed` }, async (t) => {
   const started = Date.now();
   let models = 0;
   let modelsRun = 0;
@@ -219,7 +219,7 @@ it('ONNX backend conformance data through our codec and ONNX Runtime', { skip: !
   }
   for (const key of knownSeen) lines.push(`  known difference: ${key}: ${KNOWN_DIFFERENCES[key]}`);
   for (const m of mismatched) lines.push(`  MISMATCH ${m}`);
-  console.log(lines.join('\n'));
+  for (const line of lines) t.diagnostic(line);
 
   assert.deepEqual(mismatched, [], 'mismatches not on the known-differences list');
   // A random op can match by chance (a few Bernoulli draws), so only deterministic entries must still differ.

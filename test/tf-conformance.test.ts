@@ -17,7 +17,7 @@ function byStatus(results: TestResult[], status: TestResult['outcome']['status']
   return results.filter((r) => r.outcome.status === status);
 }
 
-it('ONNX node conformance tests through the tf executor (wasm)', { skip: !existsSync(ROOT) && `${ROOT} not installed` }, async () => {
+it('ONNX node conformance tests through the tf executor (wasm)', { skip: !existsSync(ROOT) && `${ROOT} not installed` }, async (t) => {
   assert.equal(await selectBackend('wasm'), 'wasm');
   const started = Date.now();
   const registry = defaultRegistry();
@@ -41,7 +41,7 @@ it('ONNX node conformance tests through the tf executor (wasm)', { skip: !exists
   ];
   for (const [reason, names] of [...reasons].sort((a, b) => b[1].length - a[1].length)) lines.push(`  excluded ${names.length}: ${reason}: ${names.join(' ')}`);
   for (const r of failed) if (r.outcome.status === 'failed') lines.push(`  FAILED ${r.name}: ${r.outcome.detail}`);
-  console.log(lines.join('\n'));
+  for (const line of lines) t.diagnostic(line);
 
   assert.deepEqual(failed.map((r) => r.name), [], 'tests using registered ops that neither pass nor are excluded');
   // A written exclusion must name a test that uses registered ops and still fails.

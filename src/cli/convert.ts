@@ -1,5 +1,6 @@
 // `onnx-compress convert IN OUT`: re-save a model, moving weights to or from external data.
 import type { Command } from 'commander';
+import { OptionError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
 import { saveModel, type SaveReport } from '../onnx/save.js';
 import { emit, formatBytes } from './output.js';
@@ -26,7 +27,7 @@ export function registerConvert(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  onnx-compress convert model.onnx model-ext.onnx --external-data --threshold 4096\n  onnx-compress convert model-ext.onnx model-inline.onnx --inline')
     .action((input: string, output: string, opts: ConvertOptions) => {
-      if (opts.externalData && opts.inline) throw new Error('choose one of --external-data and --inline');
+      if (opts.externalData && opts.inline) throw new OptionError('choose one of --external-data and --inline');
       const model = loadModel(input);
       const report = saveModel(model, output, {
         externalData: opts.externalData ? true : opts.inline ? false : undefined,

@@ -1,6 +1,10 @@
 // Entry point of the `onnx-compress` command: builds the commander program from one module per command and
-// turns every failure into a single line on stderr and a non-zero exit (the stack only with --verbose).
+// turns every failure into a single line on stderr and a non-zero exit (the stack only with --verbose). With
+// --json that line is JSON: {"error":{"code":...,"message":...}}, the code an ErrorCode of src/errors.ts, or
+// 'internal' for an error that is not an OnnxCompressError (a bug, or a failure nobody classified yet).
 import { Command, CommanderError } from 'commander';
+import { OnnxCompressError } from '../errors.js';
+import { removePendingTemporaries } from '../util/atomic.js';
 import { registerCalibrate } from './calibrate.js';
 import { registerCompareCalib } from './compare-calib.js';
 import { registerConvert } from './convert.js';
@@ -46,18 +50,73 @@ function verboseRequested(argv: string[]): boolean {
   return argv.includes('--verbose');
 }
 
+function jsonRequested(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end >= 0 ? argv.slice(0, end) : argv).includes('--json');
+}
+
+/** The code an error is reported under: its ErrorCode, 'bad-option' for commander's parse errors, else 'internal'. */
+export function errorCode(e: unknown): string {
+  if (e instanceof OnnxCompressError) return e.code;
+  if (e instanceof CommanderError) return 'bad-option';
+  return 'internal';
+}
+
+/** The --json error line (without the newline). */
+export function jsonErrorLine(e: unknown, verbose = false): string {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const message = e instanceof CommanderError ? err.message.replace(/^error: /, '') : err.message;
+  return JSON.stringify({ error: { code: errorCode(e), message: oneLine(message), ...(verbose && err.stack ? { stack: err.stack } : {}) } });
+}
+
+function everyCommand(c: Command): Command[] {
+  return [c, ...c.commands.flatMap((sub) => everyCommand(sub as Command))];
+}
+
 export async function main(argv = process.argv): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
+  const json = jsonRequested(argv);
+  for (const c of everyCommand(program)) {
+    // Subcommands too: commander would otherwise process.exit on their parse errors.
+    c.exitOverride();
+    // With --json, commander's own error text (and the help it shows after an error) would break the one JSON
+    // line, so it is silenced and the error is reported below; help asked for still goes to stdout.
+    if (json) c.configureOutput({ writeErr: () => {}, outputError: () => {} });
+  }
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode; // commander already printed its message or the help
-    const err = e as Error;
-    if (verboseRequested(argv)) process.stderr.write(`${err.stack ?? err.message}\n`);
+    if (e instanceof CommanderError) {
+      // help and version exit through here with code 0; otherwise commander printed its message (not with --json)
+      if (json && e.exitCode !== 0) process.stderr.write(`${jsonErrorLine(e)}\n`);
+      return e.exitCode;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    if (json) process.stderr.write(`${jsonErrorLine(err, verboseRequested(argv))}\n`);
+    else if (verboseRequested(argv)) process.stderr.write(`${err.stack ?? err.message}\n`);
     else process.stderr.write(`onnx-compress: ${oneLine(err.message)}\n`);
     return 1;
+  }
+}
+
+const CLEANUP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let cleanupInstalled = false;
+
+/**
+ * Makes this process remove the library's pending temporary files (half-written outputs, staging folders) when
+ * it exits or is interrupted. The library itself installs no process-wide handlers; the CLI's bin script calls
+ * this once, before main. A signal is re-raised after the cleanup, so the process still dies of it.
+ */
+export function installProcessCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.on('exit', removePendingTemporaries);
+  for (const sig of CLEANUP_SIGNALS) {
+    process.once(sig, () => {
+      removePendingTemporaries();
+      process.kill(process.pid, sig);
+    });
   }
 }
 

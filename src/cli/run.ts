@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from 'onnxruntime-node';
+import { OnnxCompressError, OptionError, OutputError } from '../errors.js';
 import { decodeTensor, encodeTensor } from '../onnx/codec.js';
 import { dtypeName } from '../onnx/dtypes.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
@@ -49,21 +50,21 @@ interface RunReport {
 
 /** input_<i>.pb files of a directory, in index order, as the graph inputs they feed. */
 function readInputs(dir: string, model: OnnxModel): { name: string; file: string; tensor: DecodedTensor }[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new OnnxCompressError('bad-data', `${dir}: no such directory`);
   const files = readdirSync(dir)
     .filter((f) => /^input_\d+\.pb$/.test(f))
     .sort((a, b) => Number(a.slice(6, -3)) - Number(b.slice(6, -3)));
   const initializers = new Set(model.graph.initializer.map((t) => t.name));
   const names = model.graph.input.map((v) => v.name ?? '').filter((n) => !initializers.has(n));
-  if (files.length === 0) throw new Error(`${dir}: no input_<i>.pb files`);
-  if (files.length > names.length) throw new Error(`${dir}: ${files.length} input files for ${names.length} model inputs (${names.join(', ')})`);
+  if (files.length === 0) throw new OnnxCompressError('bad-data', `${dir}: no input_<i>.pb files`);
+  if (files.length > names.length) throw new OnnxCompressError('bad-data', `${dir}: ${files.length} input files for ${names.length} model inputs (${names.join(', ')})`);
   return files.map((f, i) => {
     const file = join(dir, f);
     let tensor: DecodedTensor;
     try {
       tensor = tensorValues(decodeTensor(readFileSync(file)));
     } catch (e) {
-      throw new Error(`${file}: not a readable TensorProto (${(e as Error).message})`);
+      throw new OnnxCompressError('bad-data', `${file}: not a readable TensorProto (${(e as Error).message})`);
     }
     return { name: names[i], file, tensor };
   });
@@ -82,7 +83,7 @@ async function runOrt(model: OnnxModel, feeds: Record<string, DecodedTensor>): P
 }
 
 function maxAbsDiff(a: DecodedTensor, b: DecodedTensor, name: string): number {
-  if (a.dims.join(',') !== b.dims.join(',')) throw new Error(`output '${name}': the engines disagree on its shape ([${a.dims}] vs [${b.dims}])`);
+  if (a.dims.join(',') !== b.dims.join(',')) throw new OnnxCompressError('runtime', `output '${name}': the engines disagree on its shape ([${a.dims}] vs [${b.dims}])`);
   let worst = 0;
   for (let i = 0; i < a.data.length; i++) {
     const x = Number(a.data[i]);
@@ -94,19 +95,28 @@ function maxAbsDiff(a: DecodedTensor, b: DecodedTensor, name: string): number {
 }
 
 function writeOutputs(dir: string, model: OnnxModel, outputs: Record<string, DecodedTensor>): OutputSummary[] {
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new OutputError(`${dir}: cannot be created (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
   return model.graph.output.map((v, i) => {
     const name = v.name ?? '';
     const t = outputs[name];
-    if (!t) throw new Error(`output '${name}' was not produced`);
+    if (!t) throw new OnnxCompressError('runtime', `output '${name}' was not produced`);
     const file = join(dir, `output_${i}.pb`);
-    writeFileSync(file, encodeTensor(makeTensor(name, t.dtype, t.dims, t.data)));
+    const bytes = encodeTensor(makeTensor(name, t.dtype, t.dims, t.data));
+    try {
+      writeFileSync(file, bytes);
+    } catch (e) {
+      throw new OutputError(`${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
     return { name, dtype: dtypeName(t.dtype), shape: t.dims, file };
   });
 }
 
 function choice<T extends string>(value: string, allowed: readonly T[], flag: string): T {
-  if (!allowed.includes(value as T)) throw new Error(`${flag} must be one of ${allowed.join(', ')}, got '${value}'`);
+  if (!allowed.includes(value as T)) throw new OptionError(`${flag} must be one of ${allowed.join(', ')}, got '${value}'`);
   return value as T;
 }
 

@@ -3,6 +3,7 @@
 // them (scripts/build-sample-decoder.ts, scripts/build-sample-gpt2.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { OptionError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/types.js';
 import { writeModelFiles } from './parts.js';
@@ -28,7 +29,7 @@ export function committedWeights(dir: string): SampleWeights | undefined {
 export function builderArgs(argv: string[], defaultDir: string, defaultSeed: number): { dir: string; seed: number; random: boolean } {
   const seedAt = argv.indexOf('--seed');
   const seed = seedAt >= 0 ? Number(argv[seedAt + 1]) : defaultSeed;
-  if (!Number.isInteger(seed)) throw new Error(`--seed needs an integer, got ${argv[seedAt + 1]}`);
+  if (!Number.isInteger(seed)) throw new OptionError(`--seed needs an integer, got ${argv[seedAt + 1]}`);
   const random = argv.includes('--random');
   const positional = argv.filter((a, i) => !(seedAt >= 0 && (i === seedAt || i === seedAt + 1)) && a !== '--random');
   return { dir: positional[0] ?? defaultDir, seed, random };
@@ -60,7 +61,7 @@ export function buildSampleMain<C>(arch: SampleArchitecture<C>, c: C, argv: stri
   const args = builderArgs(argv, defaultDir, defaultSeed);
   const dir = resolve(args.dir);
   const trained = args.random ? undefined : committedWeights(dir);
-  if (trained && trained.training.seed !== args.seed) throw new Error(`${dir} was trained from seed ${trained.training.seed}; pass --seed ${trained.training.seed} or --random`);
+  if (trained && trained.training.seed !== args.seed) throw new OptionError(`${dir} was trained from seed ${trained.training.seed}; pass --seed ${trained.training.seed} or --random`);
   const { bytes, parameters } = writeSample(arch, dir, c, args.seed, trained);
   console.log(`wrote ${dir}: ${parameters.toLocaleString('en-US')} parameters, model.onnx ${bytes.toLocaleString('en-US')} bytes, ${trained ? 'trained' : 'RANDOM'} weights`);
 }

@@ -1,6 +1,7 @@
 // Protobuf <-> plain-object conversion for ONNX messages. This is the only module that knows protobuf.
 import protobuf from 'protobufjs';
 import Long from 'long';
+import { OnnxCompressError } from '../errors.js';
 import { ONNX_PROTO } from './schema.js';
 import type { ModelProto, TensorProto } from './types.js';
 
@@ -17,8 +18,15 @@ const TensorType = root.lookupType('onnx.TensorProto');
 /** protobuf's own cap on one message: larger models must keep weights in external data. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31 - 1;
 
-/** A malformed message, with the dotted field path where it was found. */
-export class OnnxFormatError extends Error {}
+/**
+ * A malformed message, with the dotted field path where it was found. Not a ModelError: model.ts imports this
+ * module, so extending its class here would be a circular import; loadModel rewraps it with the file name.
+ */
+export class OnnxFormatError extends OnnxCompressError {
+  constructor(message: string) {
+    super('bad-model', message);
+  }
+}
 
 // int64 fields whose values may not fit a double. Everything else 64-bit becomes a number.
 const BIGINT_FIELDS = new Set([

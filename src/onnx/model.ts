@@ -160,6 +160,8 @@ export function readFully(fd: number, out: Uint8Array, position: number): void {
   let done = 0;
   while (done < out.length) {
     const n = readSync(fd, out, done, out.length - done, position + done);
+    // Plain Error: callers check the file's size first (or rewrap this with the file name, npy.ts), so this
+    // only fires when a file shrinks while it is read.
     if (n === 0) throw new Error('unexpected end of file');
     done += n;
   }

@@ -3,6 +3,7 @@
 // so re-saving a model larger than memory needs only a chunk of it at a time.
 import { closeSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { OptionError, OutputError } from '../errors.js';
 import { encodeModel, PROTOBUF_LIMIT_BYTES } from './codec.js';
 import { externalRef, isExternal, ModelError, type OnnxModel, readFully } from './model.js';
 import { DataLocation, type GraphProto, type TensorProto } from './types.js';
@@ -43,10 +44,10 @@ function* initializersOf(g: GraphProto): Generator<TensorProto> {
 }
 
 /** Streams a tensor's raw bytes into `fd` at `position`, chunk by chunk. */
-function copyRawBytes(model: OnnxModel, t: TensorProto, fd: number, position: number): void {
+function copyRawBytes(model: OnnxModel, t: TensorProto, fd: number, position: number, target: string): void {
   if (!isExternal(t)) {
     const raw = t.rawData!;
-    writeAll(fd, raw, position);
+    writeAll(fd, raw, position, target);
     return;
   }
   const ref = externalRef(t, model.source);
@@ -58,7 +59,7 @@ function copyRawBytes(model: OnnxModel, t: TensorProto, fd: number, position: nu
       const n = Math.min(buf.length, length - done);
       const view = buf.subarray(0, n);
       readFully(src, view, ref.offset + done);
-      writeAll(fd, view, position + done);
+      writeAll(fd, view, position + done, target);
       done += n;
     }
   } finally {
@@ -66,8 +67,12 @@ function copyRawBytes(model: OnnxModel, t: TensorProto, fd: number, position: nu
   }
 }
 
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done);
+function writeAll(fd: number, data: Uint8Array, position: number, target: string): void {
+  try {
+    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done);
+  } catch (e) {
+    throw new OutputError(`${target}: cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 function sameFile(a: string, b: string): boolean {
@@ -87,14 +92,14 @@ function wouldExceedLimit(model: OnnxModel): boolean {
 /** Writes the model (and its external data) atomically. Never writes over the model's own input files. */
 export function saveModel(model: OnnxModel, path: string, options: SaveOptions = {}): SaveReport {
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
-  if (!Number.isSafeInteger(threshold) || threshold < 0) throw new ModelError(`bad external-data threshold: ${threshold}`);
+  if (!Number.isSafeInteger(threshold) || threshold < 0) throw new OptionError(`bad external-data threshold: ${threshold}`);
   const external = options.externalData ?? (model.externalFiles().length > 0 || wouldExceedLimit(model));
   const location = options.location ?? `${basename(path)}_data`;
   const dataPath = resolve(dirname(path), location);
 
   const inputs = [model.source, ...model.externalFiles().map((f) => model.externalPath(f))];
   for (const out of external ? [path, dataPath] : [path]) {
-    if (inputs.some((i) => sameFile(i, out))) throw new ModelError(`${out}: refusing to overwrite an input of the model`);
+    if (inputs.some((i) => sameFile(i, out))) throw new OutputError(`${out}: refusing to overwrite an input of the model`);
   }
 
   const files = new AtomicFiles();
@@ -109,7 +114,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
         if (length === undefined || length < threshold || replaced.has(t)) continue;
         if (length >= ALIGN_THRESHOLD) dataBytes = Math.ceil(dataBytes / PAGE) * PAGE;
         fd ??= files.open(dataPath);
-        copyRawBytes(model, t, fd, dataBytes);
+        copyRawBytes(model, t, fd, dataBytes, dataPath);
         replaced.set(t, pointAt(t, location, dataBytes, length));
         dataBytes += length;
         externalCount++;
@@ -123,7 +128,7 @@ export function saveModel(model: OnnxModel, path: string, options: SaveOptions =
     if (bytes.length > PROTOBUF_LIMIT_BYTES) {
       throw new ModelError(`${path}: model would be ${bytes.length} bytes, over protobuf's 2 GiB limit; save it with external data`);
     }
-    writeAll(files.open(path), bytes, 0);
+    writeAll(files.open(path), bytes, 0, path);
     files.commit();
     return {
       path,

@@ -511,6 +511,7 @@ const UTF8 = new TextDecoder('utf-8');
 const UTF8_ENCODER = new TextEncoder();
 
 function assertLittleEndian(): void {
+  // Plain Error: a limit of the host, not of the input.
   if (!LITTLE_ENDIAN) throw new Error('raw tensor data is little endian; big-endian hosts are not supported');
 }
 

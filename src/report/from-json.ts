@@ -3,6 +3,7 @@
 // under one key) is recognised by its shape, as are calibrate's report (largestRanges / mostOutliers) and eval's
 // (kind 'language-model' / 'tensors').
 import { readFileSync } from 'node:fs';
+import { OnnxCompressError } from '../errors.js';
 import { COMPARE_KIND, COMPARE_VERSION, type CompareCalibReport } from '../calibration/compare.js';
 import type { WriterReport } from '../quantization/writers/common.js';
 import { reportMeta } from './meta.js';
@@ -17,8 +18,10 @@ export type ReportKind = 'compare-calib' | 'quantize' | 'eval' | 'calibrate';
 export const REPORT_KINDS: readonly ReportKind[] = ['compare-calib', 'quantize', 'eval', 'calibrate'];
 
 /** A JSON file this command cannot turn into a page, said in one line. */
-export class ReportInputError extends Error {
-  override name = 'ReportInputError';
+export class ReportInputError extends OnnxCompressError {
+  constructor(message: string) {
+    super('bad-data', message);
+  }
 }
 
 export function readReportJson(path: string): unknown {

@@ -1,18 +1,18 @@
 // Conversions between the project's tensors (TensorProto, DecodedTensor from src/onnx/tensor.ts) and
 // onnxruntime-node's Tensor. Which element types can cross the JS boundary is dtypes.ts's `ort` column.
 import { Tensor } from 'onnxruntime-node';
+import { OnnxCompressError } from '../errors.js';
 import { dtypeInfo, type OrtTypeName } from '../onnx/dtypes.js';
 import { bitsOf, type DecodedTensor, fromBits, tensorValues, toBits } from '../onnx/tensor.js';
 import { DataType, type TensorProto } from '../onnx/types.js';
 
 /** A tensor whose element type cannot be handed to or read from onnxruntime-node. */
-export class UnsupportedTypeError extends Error {
+export class UnsupportedTypeError extends OnnxCompressError {
   constructor(
     readonly dataType: number | undefined,
     what: string,
   ) {
-    super(`${what}: element type ${DataType[dataType ?? 0] ?? dataType} cannot cross the onnxruntime-node boundary`);
-    this.name = 'UnsupportedTypeError';
+    super('bad-model', `${what}: element type ${DataType[dataType ?? 0] ?? dataType} cannot cross the onnxruntime-node boundary`);
   }
 }
 
@@ -73,14 +73,15 @@ export function tensorProtoToOrt(t: TensorProto, raw?: Uint8Array): Tensor {
 /** Stacks tensors of one type along axis 0; their other dimensions must agree. */
 export function concatAxis0(parts: readonly Tensor[], name = 'tensor'): Tensor {
   const first = parts[0];
+  // RangeError: callers stack at least one sample (an API contract, not input); the others are the samples' shapes.
   if (!first) throw new RangeError(`cannot concatenate zero tensors for '${name}'`);
-  if (first.dims.length === 0) throw new RangeError(`'${name}' is a scalar: it has no axis 0 to concatenate along`);
+  if (first.dims.length === 0) throw new OnnxCompressError('bad-data', `'${name}' is a scalar: it has no axis 0 to concatenate along`);
   const tail = first.dims.slice(1);
   let rows = 0;
   for (const p of parts) {
-    if (p.type !== first.type) throw new RangeError(`'${name}' mixes ${first.type} and ${p.type}`);
+    if (p.type !== first.type) throw new OnnxCompressError('bad-data', `'${name}' mixes ${first.type} and ${p.type}`);
     if (p.dims.length !== first.dims.length || p.dims.slice(1).some((d, i) => d !== tail[i])) {
-      throw new RangeError(`'${name}' shapes [${first.dims.join(',')}] and [${p.dims.join(',')}] differ beyond axis 0`);
+      throw new OnnxCompressError('bad-data', `'${name}' shapes [${first.dims.join(',')}] and [${p.dims.join(',')}] differ beyond axis 0`);
     }
     rows += p.dims[0];
   }

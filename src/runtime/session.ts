@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { OnnxCompressError } from '../errors.js';
 import { encodeModel } from '../onnx/codec.js';
 import { ModelError, type OnnxModel } from '../onnx/model.js';
 import { concatAxis0 } from './ort-tensor.js';
@@ -32,7 +33,7 @@ export type Outputs = Record<string, Tensor>;
  * A failure inside ONNX Runtime (model refused, unsupported op, bad feed), as one line that names the model and,
  * where ORT's message has them, the node and op.
  */
-export class RuntimeError extends Error {
+export class RuntimeError extends OnnxCompressError {
   constructor(
     /** The model file, or the label of an in-memory model. */
     readonly model: string,
@@ -42,8 +43,7 @@ export class RuntimeError extends Error {
     readonly node?: string,
     readonly opType?: string,
   ) {
-    super(`${model}: ${node ? `node '${node}' (${opType}): ` : opType ? `${opType} node: ` : ''}${detail}`);
-    this.name = 'RuntimeError';
+    super('runtime', `${model}: ${node ? `node '${node}' (${opType}): ` : opType ? `${opType} node: ` : ''}${detail}`);
   }
 }
 

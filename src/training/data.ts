@@ -1,6 +1,7 @@
 // Training data for byte-level decoders: JSONL text records become token documents [BOS, bytes...], and a
 // seeded sampler draws windows of sequence + 1 tokens from them (inputs = window[0..T), targets = window[1..T]).
 import { readFileSync } from 'node:fs';
+import { OnnxCompressError, OptionError } from '../errors.js';
 import { seededRandom } from '../util/prng.js';
 
 /** The byte-level vocabulary of the sample models: ids 0-255 are bytes, then BOS, EOS and PAD. */
@@ -62,8 +63,8 @@ export class WindowSampler {
     seed: number,
     private readonly maxPositions?: number,
   ) {
-    if (maxPositions !== undefined && maxPositions < sequence) throw new Error(`WindowSampler: ${maxPositions} positions cannot hold windows of ${sequence}`);
-    if (sets.length === 0 || sets.some((s) => s.documents.length === 0)) throw new Error('WindowSampler: every set needs documents');
+    if (maxPositions !== undefined && maxPositions < sequence) throw new OptionError(`WindowSampler: ${maxPositions} positions cannot hold windows of ${sequence}`);
+    if (sets.length === 0 || sets.some((s) => s.documents.length === 0)) throw new OnnxCompressError('bad-data', 'WindowSampler: every set needs documents');
     this.random = seededRandom(seed);
   }
 

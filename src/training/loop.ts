@@ -2,7 +2,8 @@
 // from TfModel.gradients, global-norm clipping, AdamW in JS, and the new values assigned back to the model's
 // variables. The parameters live in JS Float32Arrays (the optimizer's view); the interpreter's copies are
 // refreshed after every step, so model.run always sees the current weights.
-import type { OnnxModel } from '../onnx/model.js';
+import { OnnxCompressError } from '../errors.js';
+import { ModelError, type OnnxModel } from '../onnx/model.js';
 import { DataType } from '../onnx/types.js';
 import { crossEntropy, type Feeds, type TfModel } from '../runtime/tf/index.js';
 import type { TokenBatch } from './data.js';
@@ -22,7 +23,7 @@ export function cacheLayout(model: OnnxModel): CacheLayout {
   const dims = past[0].type?.tensorType?.shape?.dim ?? [];
   const fixed = (i: number): number => {
     const v = dims[i]?.dimValue;
-    if (v === undefined) throw new Error(`${model.source}: ${past[0].name} has no fixed size on axis ${i}`);
+    if (v === undefined) throw new ModelError(`${model.source}: ${past[0].name} has no fixed size on axis ${i}`);
     return Number(v);
   };
   return { names: past.map((v) => v.name!), kvHeads: fixed(1), headDim: fixed(3) };
@@ -105,7 +106,7 @@ export class Trainer {
       weights: this.names,
       fetches: ['logits'],
     });
-    if (!Number.isFinite(objective)) throw new Error(`training step ${this.stepIndex}: loss is ${objective}`);
+    if (!Number.isFinite(objective)) throw new OnnxCompressError('runtime', `training step ${this.stepIndex}: loss is ${objective}`);
     const grads = new Map(this.names.map((n) => [n, weights[n].data as Float32Array]));
     const gradNorm = clipGlobalNorm(grads.values(), this.options.clipNorm ?? 1);
     const lr = cosineLearningRate(this.options.schedule, this.stepIndex);

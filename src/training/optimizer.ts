@@ -70,6 +70,8 @@ export class AdamW {
     const c2 = 1 - b2 ** this.t;
     for (const [name, g] of grads) {
       const p = this.params.get(name);
+      // Plain errors: the caller's gradients and the optimizer's parameters come from the same model, so a
+      // mismatch is a bug in the calling code, not bad input.
       if (!p) throw new Error(`AdamW: no parameter '${name}'`);
       if (g.length !== p.data.length) throw new Error(`AdamW: gradient of '${name}' has ${g.length} values, the parameter ${p.data.length}`);
       const s = this.stateOf(name);

@@ -1,38 +1,48 @@
 // Outputs are written beside their destination under a temporary name and renamed into place only when
 // complete, so an interrupted run never leaves a half-written model where a finished one is expected.
+//
+// Library code installs no process-wide handlers: it only keeps a registry of the temporary paths it has open.
+// Whoever owns the process (the CLI, src/cli/main.ts installProcessCleanup) removes them on exit and on
+// SIGINT/SIGTERM/SIGHUP by calling removePendingTemporaries; an embedding application may do the same.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { OutputError } from '../errors.js';
 
 const pending = new Set<string>();
-let hooked = false;
 
-function cleanupPending(): void {
-  for (const p of pending) rmSync(p, { recursive: true, force: true });
-  pending.clear();
-}
-
-function hookSignals(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', cleanupPending);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanupPending();
-      process.kill(process.pid, sig);
-    });
-  }
+/** The temporary files and folders written but not yet renamed into place or removed, oldest first. */
+export function pendingTemporaries(): string[] {
+  return [...pending];
 }
 
 /**
- * Marks a temporary file or folder for removal if the process exits or is interrupted (SIGINT, SIGTERM, SIGHUP)
- * first; returns the function that removes it now and unmarks it.
+ * Removes every pending temporary file and folder now (best effort: one that cannot be removed is skipped).
+ * Synchronous, so it can run in a process 'exit' handler.
+ */
+export function removePendingTemporaries(): void {
+  for (const p of pending) {
+    try {
+      rmSync(p, { recursive: true, force: true });
+    } catch {
+      // best effort: an exit or signal handler must not throw
+    }
+  }
+  pending.clear();
+}
+
+/**
+ * Marks a temporary file or folder as pending, so removePendingTemporaries removes it if the process exits or
+ * is interrupted first; returns the function that removes it now and unmarks it.
  */
 export function temporaryUntilDone(path: string): () => void {
-  hookSignals();
   pending.add(path);
   return () => {
     rmSync(path, { recursive: true, force: true });
     pending.delete(path);
   };
+}
+
+function ioError(path: string, e: unknown): OutputError {
+  return new OutputError(`${path}: cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
 }
 
 /** A set of files written together: each goes to `<path>.tmp-<pid>` and all are renamed at commit. */
@@ -41,10 +51,14 @@ export class AtomicFiles {
 
   /** Opens a temporary file for `finalPath` and returns its descriptor. */
   open(finalPath: string): number {
-    hookSignals();
     const temp = `${finalPath}.tmp-${process.pid}`;
+    let fd: number;
+    try {
+      fd = openSync(temp, 'w');
+    } catch (e) {
+      throw ioError(finalPath, e);
+    }
     pending.add(temp);
-    const fd = openSync(temp, 'w');
     this.files.push({ final: finalPath, temp, fd });
     return fd;
   }
@@ -53,13 +67,21 @@ export class AtomicFiles {
   commit(): void {
     for (const f of this.files) {
       if (f.fd !== undefined) {
-        fsyncSync(f.fd);
+        try {
+          fsyncSync(f.fd);
+        } catch (e) {
+          throw ioError(f.final, e);
+        }
         closeSync(f.fd);
         f.fd = undefined;
       }
     }
     for (const f of this.files) {
-      renameSync(f.temp, f.final);
+      try {
+        renameSync(f.temp, f.final);
+      } catch (e) {
+        throw ioError(f.final, e);
+      }
       pending.delete(f.temp);
     }
     this.files.length = 0;

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { OnnxCompressError } from '../../errors.js';
 import { registerGradients } from './gradients/index.js';
 import { registerKernels } from './kernels.js';
 
@@ -62,9 +63,9 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
     }
   }
   if (choice === 'tensorflow') {
-    throw new Error(`the 'tensorflow' backend needs ${NATIVE_PACKAGES.join(' or ')}, and neither is installed or loads`);
+    throw new OnnxCompressError('runtime', `the 'tensorflow' backend needs ${NATIVE_PACKAGES.join(' or ')}, and neither is installed or loads`);
   }
-  throw new Error(`the TensorFlow.js backend '${choice}' could not be initialised`);
+  throw new OnnxCompressError('runtime', `the TensorFlow.js backend '${choice}' could not be initialised`);
 }
 
 /** The backend selectBackend made active, or undefined before it has run. */

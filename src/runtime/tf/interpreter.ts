@@ -7,6 +7,7 @@
 // Values cross the API as DecodedTensor (typed arrays + dims, src/onnx/tensor.ts) so callers need not touch
 // tfjs; the one exception is a gradient objective, which is built from the outputs with tfjs ops.
 import * as tf from '@tensorflow/tfjs-core';
+import { OnnxCompressError } from '../../errors.js';
 import { dtypeName } from '../../onnx/dtypes.js';
 import { GraphIndex, nodeLabel, topologicalOrder } from '../../onnx/graph.js';
 import { ModelError, type OnnxModel } from '../../onnx/model.js';
@@ -15,6 +16,7 @@ import { DataType, type NodeProto, type ValueInfoProto } from '../../onnx/types.
 import { backendSelected } from './backend.js';
 import { fromTfTensor, onnxTypeOfTf, tfTypeOf, toTfTensor } from './dtypes.js';
 import { defaultRegistry } from './ops/index.js';
+import { OpError } from './ops/util.js';
 import type { OpDef, OpRegistry } from './registry.js';
 import { opsetFor, supportProblems, UnsupportedModelError } from './support.js';
 
@@ -179,7 +181,7 @@ export class TfModel {
         result = tf.engine().gradients(f, targets, undefined, true);
       } catch (e) {
         if (e instanceof ModelError) throw e;
-        throw new TfExecutionError(`${this.model.source}: gradient: ${(e as Error).message.split('\n')[0]}`);
+        throw new TfExecutionError(`${this.model.source}: gradient: ${(e as Error).message.split('\n')[0]}`, e instanceof OnnxCompressError ? e.code : 'runtime');
       }
       try {
         const decode = (names: string[], offset: number) =>
@@ -301,14 +303,15 @@ export class TfModel {
         const result = c.def.run(inputs, c.node, { opset: c.opset });
         const list = Array.isArray(result) ? result : [result];
         if (c.node.output.slice(list.length).some((o) => o !== '')) {
-          throw new Error(`the implementation produces ${list.length} outputs, the node names ${c.node.output.length}`);
+          throw new OpError(`the implementation produces ${list.length} outputs, the node names ${c.node.output.length}`);
         }
         // An output that is one of the inputs must be a tensor of its own, or freeing one would free both.
         return list.map((t) => (inputs.includes(t) ? tf.clone(t) : t));
       });
     } catch (e) {
       if (e instanceof TfExecutionError) throw e;
-      throw new TfExecutionError(`${this.model.source}: node ${c.label}: ${(e as Error).message.split('\n')[0]}`);
+      // An OpError is a malformed node (bad model); anything else TensorFlow.js threw is a runtime failure.
+      throw new TfExecutionError(`${this.model.source}: node ${c.label}: ${(e as Error).message.split('\n')[0]}`, e instanceof OnnxCompressError ? e.code : 'runtime');
     }
   }
 

@@ -1,6 +1,7 @@
 // Ready-made objectives for TfModel.gradients, so common uses need no tfjs code: the mean next-token
 // cross-entropy of a language model, a fixed weighting of outputs, and the squared error to a target.
 import type * as tf from '@tensorflow/tfjs-core';
+import { OnnxCompressError } from '../../errors.js';
 import type { Objective, TensorInput } from './interpreter.js';
 
 /** Label value that marks a position as not scored (Hugging Face's convention). */
@@ -15,10 +16,10 @@ export function crossEntropy(targets: TensorInput, logits = 'logits'): Objective
   return (outputs, ops) => {
     const x = outputs[logits];
     const vocab = x.shape[x.rank - 1];
-    if (ids.length * vocab !== x.size) throw new Error(`targets hold ${ids.length} ids for logits of shape [${x.shape.join(', ')}]`);
+    if (ids.length * vocab !== x.size) throw new OnnxCompressError('bad-data', `targets hold ${ids.length} ids for logits of shape [${x.shape.join(', ')}]`);
     const scored = ids.map((id): number => (id === IGNORE_INDEX ? 0 : 1));
     const count = scored.reduce((a, b) => a + b, 0);
-    if (count === 0) throw new Error('every target is IGNORE_INDEX: nothing to score');
+    if (count === 0) throw new OnnxCompressError('bad-data', 'every target is IGNORE_INDEX: nothing to score');
     const logProbs = ops.logSoftmax(ops.reshape(x, [ids.length, vocab]) as tf.Tensor2D);
     const picked = ops.mul(logProbs, ops.oneHot(ops.tensor1d(ids.map((id, i) => (scored[i] ? id : 0)), 'int32'), vocab));
     const perPosition = ops.mul(ops.sum(picked, 1), ops.tensor1d(scored));

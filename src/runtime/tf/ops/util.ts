@@ -1,10 +1,15 @@
 // Small helpers the op files share: reading the host-side values of shape-like inputs, axis normalisation and
 // the checks that turn a malformed node into a one-line error.
 import * as tf from '@tensorflow/tfjs-core';
+import { OnnxCompressError } from '../../../errors.js';
 import type { OpInputs } from '../registry.js';
 
 /** An error in a node's inputs or attributes; the interpreter prefixes the model and node. */
-export class OpError extends Error {}
+export class OpError extends OnnxCompressError {
+  constructor(message: string) {
+    super('bad-model', message);
+  }
+}
 
 /** The i-th input, which the op cannot do without. */
 export function input(inputs: OpInputs, i: number, name: string): tf.Tensor {
