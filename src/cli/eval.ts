@@ -2,23 +2,13 @@
 // perplexity and bits per byte on a text set with sliding windows, and with --reference (the original model) the
 // KL divergence and top-1 agreement of the model against it; --speed adds prefill and decode tokens/s. For any
 // other model: output agreement with --reference on a folder of input_*.pb tensors. Sizes always.
+// The evaluation itself is evaluateModel (src/decoding/evaluate.ts); this file is flags -> options -> print.
 import type { Command } from 'commander';
-import { openCalibrationSet } from '../calibration/data/index.js';
-import { compareDecoders } from '../decoding/compare.js';
-import { DecoderSession } from '../decoding/decoder-session.js';
-import { modelSize, type SizeReport } from '../decoding/model-size.js';
-import { outputAgreement, type AgreementReport } from '../decoding/output-agreement.js';
-import { perplexity, type PerplexityReport } from '../decoding/perplexity.js';
-import type { WindowPlan } from '../decoding/scoring-windows.js';
-import { measureSpeed, type SpeedReport } from '../decoding/speed.js';
-import { textCodecFor } from '../decoding/text-codec.js';
-import { readScoringSet, resolveTextSet } from '../decoding/text-set.js';
-import { describeDecoder } from '../onnx/decoder-info.js';
-import { loadModel, type OnnxModel } from '../onnx/model.js';
-import { Session } from '../runtime/session.js';
+import { evaluateModel, type EvalOptions, type EvalReport, type EvalStage, type ModelFigures } from '../decoding/evaluate.js';
 // Flag parsing is shared with generate (the first command with numeric flags of this kind).
 import { wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
+import { Progress } from './progress.js';
 
 interface EvalFlags {
   data: string;
@@ -31,25 +21,18 @@ interface EvalFlags {
   json?: boolean;
 }
 
-/** One model's figures; `perplexity` and `speed` for language models only. */
-interface ModelFigures {
-  model: string;
-  size: SizeReport;
-  perplexity?: PerplexityReport;
-  speed?: SpeedReport;
-}
-
-export interface EvalReport {
-  kind: 'language-model' | 'tensors';
-  data: string;
-  candidate: ModelFigures;
-  reference: ModelFigures | null;
-  /** Language models: the scoring set and windows. */
-  scoring?: { tokenizer: string; documents: number; tokens: number; bytes: number; window: number; stride: number; windows: number };
-  /** Language models with --reference: KL(reference || model) per token and top-1 agreement. */
-  comparison?: { kl: { mean: number; p95: number; max: number }; top1Agreement: number };
-  /** Other models with --reference. */
-  agreement?: AgreementReport;
+/** The flags as evaluateModel's options. */
+export function evalOptions(flags: EvalFlags): EvalOptions {
+  const number = (value: string | undefined, flag: string) => (value === undefined ? undefined : wholeNumber(value, flag));
+  return {
+    data: flags.data,
+    reference: flags.reference,
+    window: number(flags.window, '--window'),
+    stride: number(flags.stride, '--stride'),
+    maxTokens: number(flags.maxTokens, '--max-tokens'),
+    speed: flags.speed === true,
+    threads: number(flags.threads, '--threads'),
+  };
 }
 
 export function registerEval(program: Command): void {
@@ -76,78 +59,30 @@ export function registerEval(program: Command): void {
         'tokens where both models rank the same next token first.',
     )
     .action(async (path: string, flags: EvalFlags) => {
-      const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
-      const model = loadModel(path);
-      const reference = flags.reference === undefined ? undefined : loadModel(flags.reference);
-      const report = describeDecoder(model)
-        ? await evalLanguageModel(path, model, flags, reference, threads)
-        : await evalTensors(path, model, flags, reference, threads);
+      const options = evalOptions(flags);
+      // One progress line per stage on stderr; none under --json.
+      let progress: { stage: EvalStage; line: Progress } | undefined;
+      if (!flags.json) {
+        options.onProgress = (stage, done, total) => {
+          if (progress?.stage !== stage) {
+            progress?.line.finish();
+            progress = { stage, line: new Progress({ label: STAGE_LABELS[stage], total, unit: STAGE_UNITS[stage] }) };
+          }
+          progress.line.update(done);
+        };
+      }
+      let report: EvalReport;
+      try {
+        report = await evaluateModel(path, options);
+      } finally {
+        progress?.line.finish();
+      }
       emit(report, flags, formatEval);
     });
 }
 
-async function evalLanguageModel(path: string, model: OnnxModel, flags: EvalFlags, reference: OnnxModel | undefined, threads?: number): Promise<EvalReport> {
-  if (reference && !describeDecoder(reference)) throw new Error(`${flags.reference}: not a decoder language model, unlike ${path}`);
-  const decoders: DecoderSession[] = [];
-  try {
-    const candidate = await DecoderSession.open({ path, model }, { intraOpThreads: threads });
-    decoders.push(candidate);
-    const original = reference ? await DecoderSession.open({ path: flags.reference!, model: reference }, { intraOpThreads: threads }) : undefined;
-    if (original) decoders.push(original);
-
-    const window = flags.window === undefined ? Math.min(1024, candidate.maxPositions ?? 1024) : wholeNumber(flags.window, '--window');
-    const plan: WindowPlan = { window, stride: flags.stride === undefined ? Math.max(1, Math.floor(window / 2)) : wholeNumber(flags.stride, '--stride') };
-    const maxTokens = flags.maxTokens === undefined ? undefined : wholeNumber(flags.maxTokens, '--max-tokens');
-    const codec = textCodecFor(model, candidate.vocab);
-    const set = await readScoringSet(resolveTextSet(flags.data), codec, { bos: candidate.special.bos, maxTokens });
-
-    const figures = (file: string, m: OnnxModel, speed?: SpeedReport, ppl?: PerplexityReport): ModelFigures => ({
-      model: file,
-      size: modelSize(m),
-      ...(ppl ? { perplexity: ppl } : {}),
-      ...(speed ? { speed } : {}),
-    });
-    const speedOf = async (d: DecoderSession | undefined) => (flags.speed && d ? await measureSpeed(d) : undefined);
-    const scoring = { tokenizer: codec.description, documents: set.documents.length, tokens: set.tokens, bytes: set.bytes, ...plan };
-    if (!original) {
-      const { windows, ...ppl } = await perplexity(candidate, set, plan);
-      return { kind: 'language-model', data: set.path, candidate: figures(path, model, await speedOf(candidate), ppl), reference: null, scoring: { ...scoring, windows } };
-    }
-    const c = await compareDecoders(original, candidate, set, plan);
-    return {
-      kind: 'language-model',
-      data: set.path,
-      candidate: figures(path, model, await speedOf(candidate), c.candidate),
-      reference: figures(flags.reference!, reference!, await speedOf(original), c.reference),
-      scoring: { ...scoring, windows: c.windows },
-      comparison: { kl: c.kl, top1Agreement: c.top1Agreement },
-    };
-  } finally {
-    for (const d of decoders) await d.dispose();
-  }
-}
-
-async function evalTensors(path: string, model: OnnxModel, flags: EvalFlags, reference: OnnxModel | undefined, threads?: number): Promise<EvalReport> {
-  if (!reference) throw new Error(`${path}: not a decoder language model; evaluating it needs --reference (the original) to compare outputs with`);
-  const samples = await openCalibrationSet(flags.data, model);
-  if (samples.kind !== 'tensors') throw new Error(`${flags.data}: a text set, but ${path} is not a decoder language model; give a folder of input_<k>.pb or <input>.npy tensors`);
-  const sessions: Session[] = [];
-  try {
-    const candidate = await Session.create(path, { intraOpThreads: threads });
-    sessions.push(candidate);
-    const original = await Session.create(flags.reference!, { intraOpThreads: threads });
-    sessions.push(original);
-    return {
-      kind: 'tensors',
-      data: flags.data,
-      candidate: { model: path, size: modelSize(model) },
-      reference: { model: flags.reference!, size: modelSize(reference) },
-      agreement: await outputAgreement(original, candidate, samples.batches()),
-    };
-  } finally {
-    for (const s of sessions) await s.dispose();
-  }
-}
+const STAGE_LABELS: Record<EvalStage, string> = { scoring: 'scoring', speed: 'measuring speed', agreement: 'comparing outputs' };
+const STAGE_UNITS: Record<EvalStage, string> = { scoring: 'windows', speed: 'models', agreement: 'samples' };
 
 const fixed = (x: number, digits: number) => x.toFixed(digits);
 const count = (n: number) => n.toLocaleString('en-US');

@@ -6,6 +6,7 @@ import { argmax } from './logits.js';
 import { NllAccumulator, type PerplexityReport } from './perplexity.js';
 import { forEachScoredToken, type WindowPlan } from './scoring-windows.js';
 import type { ScoringSet } from './text-set.js';
+import { ModelError } from '../onnx/model.js';
 
 export interface ComparisonReport {
   tokens: number;
@@ -18,9 +19,16 @@ export interface ComparisonReport {
   candidate: PerplexityReport;
 }
 
-export async function compareDecoders(reference: DecoderSession, candidate: DecoderSession, set: ScoringSet, plan: WindowPlan): Promise<ComparisonReport> {
+/** `onWindow`: progress, the number of windows run so far. */
+export async function compareDecoders(
+  reference: DecoderSession,
+  candidate: DecoderSession,
+  set: ScoringSet,
+  plan: WindowPlan,
+  onWindow?: (windows: number) => void,
+): Promise<ComparisonReport> {
   if (reference.vocab !== candidate.vocab) {
-    throw new Error(`${candidate.source}: vocabulary of ${candidate.vocab} differs from the reference's ${reference.vocab} (${reference.source})`);
+    throw new ModelError(`${candidate.source}: vocabulary of ${candidate.vocab} differs from the reference's ${reference.vocab} (${reference.source})`);
   }
   const refNll = new NllAccumulator(reference.vocab);
   const candNll = new NllAccumulator(candidate.vocab);
@@ -32,7 +40,7 @@ export async function compareDecoders(reference: DecoderSession, candidate: Deco
     const q = candNll.add(c, target);
     kls[n++] = klDivergence(p, q);
     if (argmax(r) === argmax(c)) agree++;
-  });
+  }, onWindow);
   const sorted = kls.subarray(0, n).sort();
   return {
     tokens: n,

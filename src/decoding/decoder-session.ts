@@ -5,8 +5,10 @@
 // model's signature, so this works with any decoder describeDecoder recognises (optimum and GPT-2 layouts,
 // int64 or int32 ids, float32 or float16 caches, merged decoders with use_cache_branch).
 import { Tensor } from 'onnxruntime-node';
-import { describeDecoder, type DecoderSummary } from '../onnx/decoder-info.js';
-import { loadModel, OnnxModel } from '../onnx/model.js';
+import { OptionError } from '../errors.js';
+import type { DecoderSummary } from '../onnx/decoder-info.js';
+import { loadModel, ModelError, OnnxModel } from '../onnx/model.js';
+import { modelFolder } from '../onnx/model-folder.js';
 import { Session, type Feeds, type SessionOptions } from '../runtime/session.js';
 import { KvCache, kvSlots, type KvSlot } from './kv-cache.js';
 import { Logits } from './logits.js';
@@ -73,8 +75,8 @@ export class DecoderSession {
   static async open(model: string | OnnxModel | LoadedFile, options: DecoderOptions = {}): Promise<DecoderSession> {
     const { useCache = true, ...sessionOptions } = options;
     const object = typeof model === 'string' ? loadModel(model) : model instanceof OnnxModel ? model : model.model;
-    const description = describeDecoder(object);
-    if (!description) throw new Error(`${object.source}: not a decoder language model (no past_key_values inputs and no *ForCausalLM config.json)`);
+    const description = modelFolder(object).decoder;
+    if (!description) throw new ModelError(`${object.source}: not a decoder language model (no past_key_values inputs and no *ForCausalLM config.json)`);
     // A file is opened by ORT from its path (external data resolved by ORT itself); a model object from its bytes.
     const path = typeof model === 'string' ? model : model instanceof OnnxModel ? undefined : model.path;
     const session = await Session.create(path ?? object, sessionOptions);
@@ -130,9 +132,9 @@ export class DecoderSession {
   }
 
   private extend(state: DecoderState, tokens: readonly (readonly number[])[]): Omit<DecoderState, 'cache'> {
-    if (tokens.length !== state.tokens.length) throw new Error(`${this.source}: a step of ${tokens.length} rows on a batch of ${state.tokens.length}`);
+    if (tokens.length !== state.tokens.length) throw new OptionError(`${this.source}: a step of ${tokens.length} rows on a batch of ${state.tokens.length}`);
     const n = tokens[0]?.length ?? 0;
-    if (n === 0 || tokens.some((r) => r.length !== n)) throw new Error(`${this.source}: every row of a step needs the same number (>= 1) of new tokens`);
+    if (n === 0 || tokens.some((r) => r.length !== n)) throw new OptionError(`${this.source}: every row of a step needs the same number (>= 1) of new tokens`);
     return {
       tokens: state.tokens.map((row, i) => [...row, ...tokens[i]]),
       mask: state.mask.map((row) => [...row, ...new Array<number>(n).fill(1)]),
@@ -142,7 +144,7 @@ export class DecoderSession {
   private checkTokens(tokens: readonly (readonly number[])[]): void {
     for (const row of tokens) {
       for (const t of row) {
-        if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new Error(`${this.source}: token id ${t} is outside the vocabulary (0..${this.vocab - 1})`);
+        if (!Number.isInteger(t) || t < 0 || t >= this.vocab) throw new OptionError(`${this.source}: token id ${t} is outside the vocabulary (0..${this.vocab - 1})`);
       }
     }
   }
@@ -155,7 +157,7 @@ export class DecoderSession {
     const positions = mask.map(positionsFromMask);
     const longest = Math.max(...positions.map((p) => p[p.length - 1] + 1));
     const max = this.maxPositions;
-    if (max !== null && longest > max) throw new Error(`${this.source}: a sequence of ${longest} tokens is longer than the model's ${max} positions`);
+    if (max !== null && longest > max) throw new OptionError(`${this.source}: a sequence of ${longest} tokens is longer than the model's ${max} positions`);
 
     const feeds: Feeds = { [sig.inputIds.name]: intTensor(sig.inputIds.type, rows.map((r) => r.slice(feedFrom)), [batch, total - feedFrom]) };
     if (sig.attentionMask) feeds[sig.attentionMask.name] = intTensor(sig.attentionMask.type, mask, [batch, total]);
@@ -174,7 +176,7 @@ function positionsFromMask(mask: readonly number[]): number[] {
 }
 
 function leftPad(rows: readonly (readonly number[])[], pad: number, source: string): Omit<DecoderState, 'cache'> {
-  if (rows.length === 0 || rows.some((r) => r.length === 0)) throw new Error(`${source}: every sequence needs at least one token`);
+  if (rows.length === 0 || rows.some((r) => r.length === 0)) throw new OptionError(`${source}: every sequence needs at least one token`);
   const width = Math.max(...rows.map((r) => r.length));
   return {
     tokens: rows.map((r) => [...new Array<number>(width - r.length).fill(pad), ...r]),
@@ -208,12 +210,12 @@ function readSignature(session: Session, d: DecoderSummary): DecoderSignature {
   const intInput = (names: string[], required: boolean): { name: string; type: IntType } | null => {
     const name = names.find((n) => inputs.has(n));
     if (!name) {
-      if (required) throw new Error(`${source}: no '${names[0]}' input (inputs: ${[...inputs.keys()].join(', ')})`);
+      if (required) throw new ModelError(`${source}: no '${names[0]}' input (inputs: ${[...inputs.keys()].join(', ')})`);
       return null;
     }
     const meta = inputs.get(name)!;
     const type = meta.isTensor ? meta.type : undefined;
-    if (type !== 'int64' && type !== 'int32') throw new Error(`${source}: input '${name}' is ${type}; int64 or int32 was expected`);
+    if (type !== 'int64' && type !== 'int32') throw new ModelError(`${source}: input '${name}' is ${type}; int64 or int32 was expected`);
     return { name, type };
   };
   const meta = (list: typeof session.inputMetadata) =>
@@ -228,7 +230,7 @@ function readSignature(session: Session, d: DecoderSummary): DecoderSignature {
   };
   const fed = new Set([signature.inputIds.name, signature.attentionMask?.name, signature.positionIds?.name, signature.useCacheBranch, ...signature.cache.map((s) => s.past)]);
   const unknown = [...inputs.keys()].filter((n) => !fed.has(n));
-  if (unknown.length) throw new Error(`${source}: the decoder does not know how to feed input${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}`);
+  if (unknown.length) throw new ModelError(`${source}: the decoder does not know how to feed input${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}`);
   return signature;
 }
 
@@ -236,6 +238,6 @@ function vocabOf(session: Session, sig: DecoderSignature, d: DecoderSummary): nu
   const meta = session.outputMetadata.find((m) => m.name === sig.logits);
   const last = meta?.isTensor ? meta.shape.at(-1) : undefined;
   const vocab = typeof last === 'number' ? last : d.vocab;
-  if (!vocab) throw new Error(`${session.source}: cannot tell the vocabulary size (logits have a symbolic last axis and there is no config.json)`);
+  if (!vocab) throw new ModelError(`${session.source}: cannot tell the vocabulary size (logits have a symbolic last axis and there is no config.json)`);
   return vocab;
 }

@@ -2,6 +2,7 @@
 // produced an end-of-sequence token, reached the token limit, or filled the model's positions.
 import type { DecoderSession } from './decoder-session.js';
 import { tokenChooser, type SamplingOptions } from './sampling.js';
+import { OptionError } from '../errors.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** At most this many new tokens per row. */
@@ -26,7 +27,7 @@ export interface GenerateResult {
 /** Generates a continuation of each prompt (token ids); several prompts run as one left-padded batch. */
 export async function generate(decoder: DecoderSession, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<GenerateResult> {
   const { maxNewTokens, onToken } = options;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`max new tokens must be a whole number >= 0, got ${maxNewTokens}`);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new OptionError(`max new tokens must be a whole number >= 0, got ${maxNewTokens}`);
   const stop = new Set(options.stopTokens ?? decoder.special.eos);
   const choose = tokenChooser(options);
   const tokens: number[][] = prompts.map(() => []);
@@ -34,7 +35,7 @@ export async function generate(decoder: DecoderSession, prompts: readonly (reado
   const longest = Math.max(...prompts.map((p) => p.length));
   // The n-th new token comes from a run over longest + n - 1 positions.
   const room = decoder.maxPositions === null ? Infinity : decoder.maxPositions - longest + 1;
-  if (room < 1) throw new Error(`${decoder.source}: a prompt of ${longest} tokens is longer than the model's ${decoder.maxPositions} positions`);
+  if (room < 1) throw new OptionError(`${decoder.source}: a prompt of ${longest} tokens is longer than the model's ${decoder.maxPositions} positions`);
 
   let started = performance.now();
   let step = await decoder.forward(prompts);

@@ -5,6 +5,7 @@
 // from the model's signature rather than assumed.
 import { Tensor } from 'onnxruntime-node';
 import type { DecoderSummary } from '../onnx/decoder-info.js';
+import { ModelError } from '../onnx/model.js';
 
 export type KvKind = 'key' | 'value';
 export type KvElementType = 'float32' | 'float16';
@@ -61,9 +62,9 @@ export function kvSlots(source: string, inputs: readonly ValueMeta[], outputs: r
     const s = slotOf(input.name, PAST_PREFIXES);
     if (!s) continue;
     const present = presents.get(`${s.layer}.${s.kind}`);
-    if (!present) throw new Error(`${source}: cache input '${input.name}' has no matching present output (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+    if (!present) throw new ModelError(`${source}: cache input '${input.name}' has no matching present output (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     if (input.type !== 'float32' && input.type !== 'float16') {
-      throw new Error(`${source}: cache input '${input.name}' is ${input.type}; only float32 and float16 caches are supported`);
+      throw new ModelError(`${source}: cache input '${input.name}' is ${input.type}; only float32 and float16 caches are supported`);
     }
     slots.push({ ...s, past: input.name, present, type: input.type, ...emptyShape(source, input, decoder) });
   }
@@ -73,7 +74,7 @@ export function kvSlots(source: string, inputs: readonly ValueMeta[], outputs: r
 function emptyShape(source: string, input: ValueMeta, d: DecoderSummary): { emptyShape: number[]; sequenceAxis: number } {
   const shape = input.shape ?? [];
   if (shape.length !== 4) {
-    throw new Error(`${source}: cache input '${input.name}' has shape [${shape.join(',')}]; a [batch, heads, sequence, head size] cache was expected`);
+    throw new ModelError(`${source}: cache input '${input.name}' has shape [${shape.join(',')}]; a [batch, heads, sequence, head size] cache was expected`);
   }
   // The growing axis is the symbolic one named after the past or the sequence; [batch, heads, past, head] otherwise.
   const named = shape.findIndex((dim, i) => i > 0 && typeof dim === 'string' && /past|seq|len|cache/i.test(dim));
@@ -84,7 +85,7 @@ function emptyShape(source: string, input: ValueMeta, d: DecoderSummary): { empt
     if (i === 0 || i === sequenceAxis) return 0;
     const known = fill.shift() ?? null;
     if (typeof dim === 'number') return dim;
-    if (known === null) throw new Error(`${source}: cannot tell the size of axis ${i} ('${dim}') of cache input '${input.name}' (no config.json with num_key_value_heads / head_dim)`);
+    if (known === null) throw new ModelError(`${source}: cannot tell the size of axis ${i} ('${dim}') of cache input '${input.name}' (no config.json with num_key_value_heads / head_dim)`);
     return known;
   });
   return { emptyShape: out, sequenceAxis };
@@ -115,9 +116,9 @@ export class KvCache {
     let length = -1;
     for (const s of slots) {
       const t = outputs[s.present];
-      if (!t) throw new Error(`${source}: the run returned no '${s.present}'`);
+      if (!t) throw new ModelError(`${source}: the run returned no '${s.present}'`);
       const l = t.dims[s.sequenceAxis];
-      if (length >= 0 && l !== length) throw new Error(`${source}: present outputs disagree on the cached length (${length} vs ${l} for '${s.present}')`);
+      if (length >= 0 && l !== length) throw new ModelError(`${source}: present outputs disagree on the cached length (${length} vs ${l} for '${s.present}')`);
       length = l;
       tensors[s.past] = t;
     }

@@ -3,6 +3,7 @@
 import type { Tensor } from 'onnxruntime-node';
 import { fromBits } from '../onnx/tensor.js';
 import { DataType } from '../onnx/types.js';
+import { ModelError } from '../onnx/model.js';
 
 export class Logits {
   constructor(
@@ -14,12 +15,12 @@ export class Logits {
 
   /** Reads ORT's logits output; float16 models give half bits, widened here so every consumer sees float32. */
   static fromTensor(t: Tensor, what: string): Logits {
-    if (t.dims.length !== 3) throw new Error(`${what}: logits must be [batch, sequence, vocab], got [${t.dims.join(',')}]`);
+    if (t.dims.length !== 3) throw new ModelError(`${what}: logits must be [batch, sequence, vocab], got [${t.dims.join(',')}]`);
     const [batch, length, vocab] = t.dims;
     let data: Float32Array;
     if (t.type === 'float32') data = t.data as Float32Array;
     else if (t.type === 'float16') data = fromBits(DataType.FLOAT16, t.data as Uint16Array);
-    else throw new Error(`${what}: logits are ${t.type}; only float32 and float16 are supported`);
+    else throw new ModelError(`${what}: logits are ${t.type}; only float32 and float16 are supported`);
     return new Logits(data, batch, length, vocab);
   }
 

@@ -2,6 +2,7 @@
 // inputs, per output, over every sample: the largest absolute difference and the cosine similarity.
 import { fromOrtTensor } from '../runtime/ort-tensor.js';
 import type { Feeds, Session } from '../runtime/session.js';
+import { ModelError } from '../onnx/model.js';
 
 export interface OutputAgreement {
   output: string;
@@ -21,7 +22,7 @@ export interface AgreementReport {
 export async function outputAgreement(reference: Session, candidate: Session, batches: AsyncIterable<Feeds> | Iterable<Feeds>): Promise<AgreementReport> {
   const names = reference.outputNames;
   const missing = names.filter((n) => !candidate.outputNames.includes(n));
-  if (missing.length) throw new Error(`${candidate.source}: has no output ${missing.map((n) => `'${n}'`).join(', ')} (the reference ${reference.source} has)`);
+  if (missing.length) throw new ModelError(`${candidate.source}: has no output ${missing.map((n) => `'${n}'`).join(', ')} (the reference ${reference.source} has)`);
   const sums = new Map(names.map((n) => [n, { elements: 0, maxAbsDiff: 0, dot: 0, refSq: 0, candSq: 0 }]));
   let index = 0;
   for await (const feeds of batches) {
@@ -30,7 +31,7 @@ export async function outputAgreement(reference: Session, candidate: Session, ba
     for (const name of names) {
       const a = numbers(fromOrtTensor(r[name]).data);
       const b = numbers(fromOrtTensor(c[name]).data);
-      if (a.length !== b.length) throw new Error(`${candidate.source}: output '${name}' has ${b.length} values on sample ${index}, the reference ${a.length}`);
+      if (a.length !== b.length) throw new ModelError(`${candidate.source}: output '${name}' has ${b.length} values on sample ${index}, the reference ${a.length}`);
       const s = sums.get(name)!;
       for (let i = 0; i < a.length; i++) {
         s.maxAbsDiff = Math.max(s.maxAbsDiff, Math.abs(a[i] - b[i]));

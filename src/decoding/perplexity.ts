@@ -39,8 +39,14 @@ export class NllAccumulator {
   }
 }
 
-export async function perplexity(decoder: DecoderSession, set: ScoringSet, plan: WindowPlan): Promise<PerplexityReport & { windows: number }> {
+/** `onWindow`: progress, the number of windows run so far. */
+export async function perplexity(
+  decoder: DecoderSession,
+  set: ScoringSet,
+  plan: WindowPlan,
+  onWindow?: (windows: number) => void,
+): Promise<PerplexityReport & { windows: number }> {
   const nll = new NllAccumulator(decoder.vocab);
-  const { windows } = await forEachScoredToken([decoder], set.documents, plan, (t) => nll.add(t.logits[0], t.target));
+  const { windows } = await forEachScoredToken([decoder], set.documents, plan, (t) => nll.add(t.logits[0], t.target), onWindow);
   return { ...nll.report(set.bytes), windows };
 }

@@ -2,6 +2,7 @@
 // applied in Hugging Face's order (temperature scales the logits; top-k, then top-p, trim the candidates).
 import { argmax } from './logits.js';
 import { seededRandom } from '../util/prng.js';
+import { OptionError } from '../errors.js';
 
 export interface SamplingOptions {
   /** 0 (the default) is greedy decoding; above 0 samples from softmax(logits / temperature). */
@@ -19,9 +20,9 @@ export type TokenChooser = (logits: Float32Array) => number;
 /** Checks the options and returns the function that picks each next token. */
 export function tokenChooser(options: SamplingOptions): TokenChooser {
   const { temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`temperature must be a number >= 0, got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`top-k must be a whole number >= 0, got ${topK}`);
-  if (!(topP > 0 && topP <= 1)) throw new RangeError(`top-p must be in (0, 1], got ${topP}`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new OptionError(`temperature must be a number >= 0, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new OptionError(`top-k must be a whole number >= 0, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new OptionError(`top-p must be in (0, 1], got ${topP}`);
   if (temperature === 0) return argmax;
   const random = seededRandom(seed);
   return (logits) => sample(logits, temperature, topK, topP, random());

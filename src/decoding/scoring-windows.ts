@@ -4,6 +4,7 @@
 // after a document's first is scored exactly once, with at least `window - stride` tokens of context once the
 // first window is past.
 import type { DecoderSession } from './decoder-session.js';
+import { OptionError } from '../errors.js';
 
 export interface WindowPlan {
   /** Tokens per model run. */
@@ -22,10 +23,15 @@ export interface ScoringWindow {
 
 export function checkWindowPlan(plan: WindowPlan): void {
   const { window, stride } = plan;
-  if (!Number.isInteger(window) || window < 2) throw new RangeError(`the window must be a whole number >= 2, got ${window}`);
+  if (!Number.isInteger(window) || window < 2) throw new OptionError(`the window must be a whole number >= 2, got ${window}`);
   if (!Number.isInteger(stride) || stride < 1 || stride >= window) {
-    throw new RangeError(`the stride must be a whole number from 1 to window - 1 (${window - 1}), got ${stride}`);
+    throw new OptionError(`the stride must be a whole number from 1 to window - 1 (${window - 1}), got ${stride}`);
   }
+}
+
+/** How many windows scoring these documents takes (for progress). */
+export function windowCount(documents: readonly { ids: readonly number[] }[], plan: WindowPlan): number {
+  return documents.reduce((n, d) => n + scoringWindows(d.ids.length, plan).length, 0);
 }
 
 /** The windows over a document of `length` ids. */
@@ -58,6 +64,8 @@ export async function forEachScoredToken(
   documents: readonly { ids: readonly number[] }[],
   plan: WindowPlan,
   visit: (token: ScoredToken) => void,
+  /** Called after each window with the number of windows run so far. */
+  onWindow?: (windows: number) => void,
 ): Promise<{ windows: number }> {
   let windows = 0;
   for (const [document, { ids }] of documents.entries()) {
@@ -69,6 +77,7 @@ export async function forEachScoredToken(
         visit({ document, position, target: ids[position], logits: logits.map((l) => l.at(0, position - 1 - w.start)) });
       }
       windows++;
+      onWindow?.(windows);
     }
   }
   return { windows };

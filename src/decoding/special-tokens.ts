@@ -1,7 +1,7 @@
 // The decoder's special token ids (begin, end, padding), from the Hugging Face files that travel with the model:
 // config.json, and generation_config.json where it exists (it often holds the real end-of-sequence ids).
-import { findModelFile, modelConfig, readJsonObject } from '../calibration/data/model-files.js';
 import type { OnnxModel } from '../onnx/model.js';
+import { modelFolder } from '../onnx/model-folder.js';
 
 export interface SpecialTokens {
   /** Put first before scoring or generating; null when the model has none. */
@@ -19,9 +19,9 @@ function ids(v: unknown): number[] {
 }
 
 export function readSpecialTokens(model: OnnxModel): SpecialTokens {
-  const config = modelConfig(model);
-  const generationPath = findModelFile(model, 'generation_config.json');
-  const generation = generationPath ? readJsonObject(generationPath) : {};
+  const folder = modelFolder(model);
+  const config = folder.config ?? {};
+  const generation = folder.generationConfig ?? {};
   const pick = (key: string): number[] => (ids(generation[key]).length ? ids(generation[key]) : ids(config[key]));
   const eos = pick('eos_token_id');
   return { bos: pick('bos_token_id')[0] ?? null, eos, pad: pick('pad_token_id')[0] ?? eos[0] ?? 0 };

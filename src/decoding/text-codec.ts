@@ -1,11 +1,10 @@
-// Text <-> token ids for the decoders. Encoding is src/calibration/data's tokenizer (the project has one, chosen
-// per model there: byte-level for the sample models, tokenizer.json for user models). Calibration never turns ids
-// back into text, so decoding is added here on the same choice: bytes decode as UTF-8, and a tokenizer.json is
-// decoded by the same library that encodes it.
-import { Tokenizer } from '@huggingface/tokenizers';
-import { findModelFile, readJsonObject } from '../calibration/data/model-files.js';
-import { chooseTokenizer, type TextTokenizer } from '../calibration/data/tokenizers.js';
-import type { OnnxModel } from '../onnx/model.js';
+// Text <-> token ids for the decoders. The tokenizer is chosen per model as src/calibration/data chooses it
+// (byte-level for the sample models, tokenizer.json for user models), so that calibration, scoring and generation
+// read text the same way. A tokenizer.json is loaded once per model by src/onnx/model-folder.ts and both encodes
+// and decodes here; bytes decode as UTF-8.
+import { chooseTokenizer, isByteLevel } from '../calibration/data/tokenizers.js';
+import { ModelError, type OnnxModel } from '../onnx/model.js';
+import { modelFolder } from '../onnx/model-folder.js';
 
 export interface TextCodec {
   /** 'bytes', or the tokenizer.json path: for messages and reports. */
@@ -18,18 +17,30 @@ export interface TextCodec {
   byteLength(ids: readonly number[]): number;
 }
 
-/** The model's text codec; fails with a one-line message when the model has no tokenizer the project can use. */
+/** The model's text codec; fails with a one-line ModelError when the model has no tokenizer the project can use. */
 export function textCodecFor(model: OnnxModel, vocab: number): TextCodec {
-  const { tokenizer } = chooseTokenizer(model, vocab);
-  if (!tokenizer) {
-    throw new Error(`${model.source}: no tokenizer.json beside the model (or one folder up), and a vocabulary of ${vocab} is not byte-level`);
+  const folder = modelFolder(model);
+  // chooseTokenizer's rule: config.json's "tokenizer": "bytes" first, then a tokenizer.json, then a byte vocabulary.
+  const tokenizerPath = folder.tokenizerPath;
+  if (tokenizerPath !== undefined && !isByteLevel(folder.config ?? {}, vocab, true)) {
+    const hf = folder.tokenizer!;
+    const decode = (ids: readonly number[]) => hf.decode([...ids], { skip_special_tokens: true });
+    return {
+      description: tokenizerPath,
+      encode: (text) => hf.encode(text).ids,
+      decode,
+      byteLength: (ids) => Buffer.byteLength(decode(ids)),
+    };
   }
-  const decode = tokenizer.description === 'bytes' ? decodeBytes : huggingFaceDecoder(model, tokenizer);
+  const { tokenizer } = chooseTokenizer(model, vocab);
+  if (!tokenizer || tokenizer.description !== 'bytes') {
+    throw new ModelError(`${model.source}: no tokenizer.json beside the model (or one folder up), and a vocabulary of ${vocab} is not byte-level`);
+  }
   return {
     description: tokenizer.description,
     encode: (text) => tokenizer.encode(text),
-    decode,
-    byteLength: tokenizer.description === 'bytes' ? (ids) => ids.filter(isByte).length : (ids) => Buffer.byteLength(decode(ids)),
+    decode: decodeBytes,
+    byteLength: (ids) => ids.filter(isByte).length,
   };
 }
 
@@ -37,11 +48,4 @@ const isByte = (id: number): boolean => id >= 0 && id < 256;
 
 function decodeBytes(ids: readonly number[]): string {
   return Buffer.from(ids.filter(isByte)).toString('utf8');
-}
-
-/** Decoding for a tokenizer.json: chooseTokenizer's description is the file it loaded. */
-function huggingFaceDecoder(model: OnnxModel, tokenizer: TextTokenizer): (ids: readonly number[]) => string {
-  const configPath = findModelFile(model, 'tokenizer_config.json');
-  const hf = new Tokenizer(readJsonObject(tokenizer.description), configPath ? readJsonObject(configPath) : {});
-  return (ids) => hf.decode([...ids], { skip_special_tokens: true });
 }

@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonlDocuments } from '../calibration/data/jsonl.js';
 import { resolveSetPath, SHIPPED_SETS } from '../calibration/shipped-sets.js';
+import { CalibrationDataError } from '../calibration/data/errors.js';
 import type { TextCodec } from './text-codec.js';
 
 /**
@@ -17,9 +18,9 @@ export function resolveTextSet(spec: string): string {
     if (!statSync(path).isDirectory()) return path;
     const file = join(path, 'evaluation.jsonl');
     if (existsSync(file)) return file;
-    throw new Error(`${spec}: folder has no evaluation.jsonl`);
+    throw new CalibrationDataError(`${spec}: folder has no evaluation.jsonl`);
   }
-  throw new Error(`${spec}: no such file, folder or shipped set (shipped: ${SHIPPED_SETS.join(', ')})`);
+  throw new CalibrationDataError(`${spec}: no such file, folder or shipped set (shipped: ${SHIPPED_SETS.join(', ')})`);
 }
 
 export interface ScoringDocument {
@@ -63,11 +64,11 @@ export async function readScoringSet(path: string, codec: TextCodec, options: Sc
     tokens += ids.length - 1;
     bytes += docBytes;
   }
-  if (documents.length === 0) throw new Error(`${path}: no document with at least one token to score`);
+  if (documents.length === 0) throw new CalibrationDataError(`${path}: no document with at least one token to score`);
   return { path, documents, tokens, bytes };
 }
 
 function tokenIds(ids: readonly unknown[], path: string, line: number): number[] {
-  for (const id of ids) if (!Number.isSafeInteger(id) || (id as number) < 0) throw new Error(`${path}:${line}: "input_ids" must hold whole numbers >= 0, found ${JSON.stringify(id)}`);
+  for (const id of ids) if (!Number.isSafeInteger(id) || (id as number) < 0) throw new CalibrationDataError(`${path}:${line}: "input_ids" must hold whole numbers >= 0, found ${JSON.stringify(id)}`);
   return ids as number[];
 }

@@ -2,10 +2,10 @@
 // `past_key_values.{i}.key`, older `past.{i}.key`, anonymous `onnx::MatMul_123` weights), so the figures come
 // from structure: the KV-cache inputs' shapes, the embedding Gather, and the shapes of projection weights.
 // A Hugging Face `config.json` beside the model (or one folder up, as in `onnx/model.onnx`) takes precedence.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// Reading that file and caching the description is model-folder.ts's work: describeDecoder is a lookup through it.
 import { allNodes } from './graph.js';
 import type { OnnxModel } from './model.js';
+import { modelFolder } from './model-folder.js';
 import { attrInt } from './attributes.js';
 import type { GraphProto, TypeProto } from './types.js';
 
@@ -64,29 +64,28 @@ function mostCommon(values: number[]): number | null {
   return best;
 }
 
-function readConfig(model: OnnxModel): { path: string; json: Record<string, unknown> } | null {
-  if (!model.baseDir) return null;
-  for (const dir of [model.baseDir, dirname(model.baseDir)]) {
-    const path = join(dir, 'config.json');
-    if (!existsSync(path)) continue;
-    try {
-      return { path, json: JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> };
-    } catch {
-      return null; // a broken config.json is not the model's fault; fall back to the graph
-    }
-  }
-  return null;
-}
-
-function configNumber(json: Record<string, unknown>, ...keys: string[]): number | null {
+function configNumber(json: Readonly<Record<string, unknown>>, ...keys: string[]): number | null {
   for (const k of keys) if (typeof json[k] === 'number') return json[k] as number;
   return null;
 }
 
+/**
+ * The model's decoder description, or null when it is not a decoder language model. Computed once per model (and
+ * graph) and shared: the result is frozen. `modelFolder(model).decoder` is the same value.
+ */
 export function describeDecoder(model: OnnxModel): DecoderSummary | null {
-  const graph = model.graph;
+  return modelFolder(model).decoder;
+}
+
+/** The config.json a description reads: its path and parsed object. */
+export interface DecoderConfig {
+  path: string;
+  json: Readonly<Record<string, unknown>>;
+}
+
+/** Describes a decoder from its graph and, when given, its config.json (which wins where it says). Pure. */
+export function analyseDecoder(graph: GraphProto, config?: DecoderConfig): DecoderSummary | null {
   const kvInputs = graph.input.filter((v) => kvLayer(v.name ?? '') !== undefined);
-  const config = readConfig(model);
   const causal = Array.isArray(config?.json.architectures) && (config!.json.architectures as string[]).some((a) => /CausalLM|LMHead/.test(a));
   if (kvInputs.length === 0 && !causal) return null;
 

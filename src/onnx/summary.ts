@@ -4,7 +4,8 @@ import { basename } from 'node:path';
 import { byteSize, dtypeName } from './dtypes.js';
 import { allNodes } from './graph.js';
 import { externalRef, isExternal, type OnnxModel } from './model.js';
-import { describeDecoder, type DecoderSummary } from './decoder-info.js';
+import type { DecoderSummary } from './decoder-info.js';
+import { modelFolder } from './model-folder.js';
 import type { TensorProto, TypeProto, ValueInfoProto } from './types.js';
 
 export type Dim = number | string | null;
@@ -131,6 +132,6 @@ export function summarize(model: OnnxModel, largestCount = 10): ModelSummary {
     },
     largest: tensors.sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name)).slice(0, largestCount),
     externalData: [...external.values()],
-    decoder: describeDecoder(model),
+    decoder: modelFolder(model).decoder,
   };
 }

@@ -9,17 +9,13 @@
 // `_data` file) is written: config.json, tokenizer files and other variants are left where they are. Given a
 // Hugging Face root folder as the output (one holding `onnx/`), the file goes into its `onnx/`.
 // Anything else: `out` is the output file's path.
-import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { huggingFaceLayout, type HuggingFaceLayout } from '../onnx/model-folder.js';
 import { QuantizationError, type QuantParams } from './schemes.js';
 
-export interface HuggingFaceFolder {
-  /** The folder holding config.json and onnx/. */
-  root: string;
-  /** The onnx/ folder the model is in. */
-  onnxDir: string;
-  config: string;
-}
+/** The folder holding config.json and onnx/, the onnx/ folder and its config.json (src/onnx/model-folder.ts). */
+export type HuggingFaceFolder = HuggingFaceLayout;
 
 export interface OutputTarget {
   /** The .onnx file to write. */
@@ -30,13 +26,7 @@ export interface OutputTarget {
 
 /** The Hugging Face folder a model file sits in, or null when it is not laid out as one. */
 export function huggingFaceFolder(modelPath: string): HuggingFaceFolder | null {
-  const onnxDir = dirname(resolve(modelPath));
-  if (basename(onnxDir) !== 'onnx') return null;
-  const root = dirname(onnxDir);
-  for (const config of [join(root, 'config.json'), join(onnxDir, 'config.json')]) {
-    if (existsSync(config)) return { root, onnxDir, config };
-  }
-  return null;
+  return huggingFaceLayout(modelPath);
 }
 
 /** The suffix transformers.js gives a model quantized with these parameters ('q4', 'quantized', ...). */

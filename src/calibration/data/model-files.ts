@@ -1,43 +1,21 @@
-// Files that travel with a model in a Hugging Face folder (config.json, tokenizer.json, tokenizer_config.json).
-// They sit beside the .onnx file or one folder up, as in transformers.js's `onnx/model.onnx` layout; the same
-// rule describeDecoder uses for config.json.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// Deprecated: the model's companion files (config.json, tokenizer.json...) are found and read by
+// src/onnx/model-folder.ts, once per model object. These wrappers keep the old imports working until their last
+// users (calibration/data/tokenizers.ts, quantization/pipeline.ts) switch to `modelFolder(model)`; they read
+// through its cache, and a broken file is a ModelError naming it.
+import { modelFolder, readJsonFile } from '../../onnx/model-folder.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { CalibrationDataError } from './errors.js';
 
-/** The path of `name` beside the model or one folder up, or undefined (also for in-memory models). */
+/** @deprecated `modelFolder(model).find(name)`. */
 export function findModelFile(model: OnnxModel, name: string): string | undefined {
-  if (!model.baseDir) return undefined;
-  for (const dir of [model.baseDir, dirname(model.baseDir)]) {
-    const path = join(dir, name);
-    if (existsSync(path)) return path;
-  }
-  return undefined;
+  return modelFolder(model).find(name);
 }
 
-/** A JSON object from a file; anything else (unreadable, not JSON, not an object) is a CalibrationDataError. */
+/** @deprecated `modelFolder(model).json(name)` (cached) or `readJsonFile(path)`. */
 export function readJsonObject(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new CalibrationDataError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new CalibrationDataError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new CalibrationDataError(`${path}: expected a JSON object`);
-  }
-  return value as Record<string, unknown>;
+  return readJsonFile(path);
 }
 
-/** The model's config.json as an object, or an empty object when there is none. */
+/** @deprecated `modelFolder(model).config ?? {}`. */
 export function modelConfig(model: OnnxModel): Record<string, unknown> {
-  const path = findModelFile(model, 'config.json');
-  return path ? readJsonObject(path) : {};
+  return (modelFolder(model).config ?? {}) as Record<string, unknown>;
 }

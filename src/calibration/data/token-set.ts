@@ -4,8 +4,8 @@
 // Opening reads the file once to check every record and count the stream's tokens (so bad data fails before
 // a long run, and the number of windows is known for the draw); each pass of batches() reads it again,
 // holding one document and one window at a time.
-import { describeDecoder } from '../../onnx/decoder-info.js';
 import type { OnnxModel } from '../../onnx/model.js';
+import { modelFolder } from '../../onnx/model-folder.js';
 import type { Feeds } from '../../runtime/session.js';
 import type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
 import { decoderFeeder, IDS_INPUT, type DecoderFeeder } from './decoder-feeds.js';
@@ -31,7 +31,8 @@ interface DocumentCounts {
 }
 
 export async function openTokenSet(file: string, model: OnnxModel, options: CalibrationOptions): Promise<CalibrationSet> {
-  const summary = describeDecoder(model);
+  // Described once per model by its folder (config.json over the graph), shared with every other caller.
+  const summary = modelFolder(model).decoder;
   const feeder = decoderFeeder(model, summary);
   const vocabulary: Vocabulary = { size: summary?.vocab ?? null, model: model.source };
   const plan = windowPlan(model, feeder, summary?.maxPositions ?? null, options);

@@ -1,6 +1,6 @@
-// The eval command's JSON (EvalReport, src/cli/eval.ts) as report sections: the figures of the model and its
+// The eval command's JSON (EvalReport, src/decoding/evaluate.ts) as report sections: the figures of the model and its
 // reference side by side, and for tensor models the output agreement.
-import type { EvalReport } from '../../cli/eval.js';
+import type { EvalReport } from '../../decoding/evaluate.js';
 import type { ReportDocument, ReportMeta, Section } from '../types.js';
 
 /** Whether a value has the shape of eval's JSON. */
