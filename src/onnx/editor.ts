@@ -8,7 +8,7 @@
 // list of what changed, for its report.
 import { irVersionForOpset, makeNode, tensorType, type Dim, type NodeOptions } from './builder.js';
 import type { AttrInput } from './attributes.js';
-import { freeNames, GraphError, GraphIndex, NameGenerator, nodeLabel } from './graph.js';
+import { freeNames, GraphError, GraphIndex, implicitInputs, NameGenerator, nodeLabel } from './graph.js';
 import { OnnxModel } from './model.js';
 import { upgradeOpset } from './opset-upgrade.js';
 import { makeTensor, type TensorValues } from './tensor.js';
@@ -216,11 +216,15 @@ export class GraphEditor {
   private withoutDeadNodes(graph: GraphProto, changes: GraphChange[], label: (n: NodeProto) => string): GraphProto {
     let nodes = graph.node;
     for (;;) {
-      const read = new Set(freeNames({ ...graph, node: nodes, initializer: [], input: [] }));
+      // Every value some remaining node reads (its inputs and what its subgraphs capture) or the graph returns;
+      // values nodes of this graph produce count too (freeNames would leave those out).
+      const read = new Set<string>();
+      for (const n of nodes) for (const name of [...n.input, ...implicitInputs(n)]) if (name) read.add(name);
       for (const o of graph.output) if (o.name) read.add(o.name);
       const live = nodes.filter((n) => n.output.some((o) => o !== '' && read.has(o)));
       if (live.length === nodes.length) break;
-      for (const n of nodes) if (!live.includes(n)) changes.push({ kind: 'dead-node-removed', node: label(n) });
+      const kept = new Set(live);
+      for (const n of nodes) if (!kept.has(n)) changes.push({ kind: 'dead-node-removed', node: label(n) });
       nodes = live;
     }
     return { ...graph, node: nodes };

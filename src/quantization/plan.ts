@@ -79,6 +79,8 @@ export interface PlanRow {
   symmetric?: boolean;
   activations?: 'uint8' | 'int8';
   accuracyLevel?: number;
+  /** Present when the plan refuses to pad a K the block size does not divide. */
+  padding?: 'refuse';
 }
 
 export function planRows(plan: QuantPlan): PlanRow[] {
@@ -95,6 +97,7 @@ export function planRows(plan: QuantPlan): PlanRow[] {
       symmetric: p.weights.symmetric,
       ...(p.format === 'qdq' && p.activations ? { activations: p.activations.signed ? 'int8' : 'uint8' } : {}),
       ...(p.format === 'matmulnbits' ? { accuracyLevel: p.accuracyLevel } : {}),
+      ...('padK' in p && !p.padK && spec.granularity.kind === 'block' ? { padding: 'refuse' as const } : {}),
     } satisfies PlanRow;
   });
   return [...rows, ...plan.float.map((node) => ({ node, op: '', format: 'float' as const }))];

@@ -4,8 +4,18 @@
 import { ModelError } from '../onnx/model.js';
 import { MAX_BITS, MIN_BITS, type Convention } from './quantizers.js';
 
-/** Bad quantization input (unknown scheme, bad option, model the writer cannot handle), as one printable line. */
+/**
+ * Bad quantization input as one printable line: a model the writers cannot handle ('bad-model', the default),
+ * or an unknown scheme, a bad option, plan or recipe entry ('bad-option').
+ */
 export class QuantizationError extends ModelError {}
+
+/** An invalid scheme option, plan entry or recipe step. */
+export class QuantOptionError extends QuantizationError {
+  constructor(message: string) {
+    super(message, 'bad-option');
+  }
+}
 
 export type WriterName = 'qdq' | 'matmulnbits' | 'dynamic';
 
@@ -71,9 +81,9 @@ interface SchemeDef {
   activations: boolean;
 }
 
-const ALL_BITS = [2, 3, 4, 5, 6, 7, 8];
+export const ALL_BITS: readonly number[] = [2, 3, 4, 5, 6, 7, 8];
 // ONNX Runtime 1.30's CPU MatMulNBits kernel refuses other widths ("Only 2b, 4b and 8b quantization is supported").
-const NBITS_BITS = [2, 4, 8];
+export const NBITS_BITS: readonly number[] = [2, 4, 8];
 
 const DEFS = {
   w8a8: {
@@ -142,42 +152,42 @@ export const MAX_BLOCK = 256;
 /** The parameters of a named scheme with options applied; throws QuantizationError on anything invalid. */
 export function resolveScheme(name: string, options: SchemeOptions = {}): QuantParams {
   if (!isSchemeName(name)) {
-    throw new QuantizationError(`unknown quantization scheme '${name}' (known: ${SCHEME_NAMES.join(', ')})`);
+    throw new QuantOptionError(`unknown quantization scheme '${name}' (known: ${SCHEME_NAMES.join(', ')})`);
   }
   const def: SchemeDef = DEFS[name];
   const bits = options.bits ?? def.defaults.bits;
   if (!Number.isInteger(bits) || bits < MIN_BITS || bits > MAX_BITS) {
-    throw new QuantizationError(`scheme ${name}: bits must be an integer from ${MIN_BITS} to ${MAX_BITS}, got ${bits}`);
+    throw new QuantOptionError(`scheme ${name}: bits must be an integer from ${MIN_BITS} to ${MAX_BITS}, got ${bits}`);
   }
   if (!def.bits.includes(bits)) {
-    throw new QuantizationError(
+    throw new QuantOptionError(
       `scheme ${name}: ${bits}-bit MatMulNBits does not run in ONNX Runtime 1.30 (CPU runs ${def.bits.join(', ')} bits); ` +
         `use w4-qdq or w8a8 with bits=${bits} instead`,
     );
   }
   const blockSize = options.blockSize ?? def.defaults.blockSize;
   if (blockSize !== undefined) {
-    if (def.blocks === 'never') throw new QuantizationError(`scheme ${name} quantizes per tensor or per channel: it takes no block size`);
-    checkBlockSize(name, blockSize);
+    if (def.blocks === 'never') throw new QuantOptionError(`scheme ${name} quantizes per tensor or per channel: it takes no block size`);
+    checkBlockSize(`scheme ${name}`, blockSize);
   }
   const accuracyLevel = options.accuracyLevel ?? def.defaults.accuracyLevel;
   if (options.accuracyLevel !== undefined && def.writer !== 'matmulnbits') {
-    throw new QuantizationError(`scheme ${name}: accuracy_level applies to MatMulNBits schemes only (w4, w4a8)`);
+    throw new QuantOptionError(`scheme ${name}: accuracy_level applies to MatMulNBits schemes only (w4, w4a8)`);
   }
   if (!Number.isInteger(accuracyLevel) || accuracyLevel < 0 || accuracyLevel > 4) {
-    throw new QuantizationError(`scheme ${name}: accuracy_level must be 0..4, got ${accuracyLevel}`);
+    throw new QuantOptionError(`scheme ${name}: accuracy_level must be 0..4, got ${accuracyLevel}`);
   }
   if (options.activationType !== undefined && !def.activations) {
-    throw new QuantizationError(`scheme ${name} quantizes weights only: it takes no activation type`);
+    throw new QuantOptionError(`scheme ${name} quantizes weights only: it takes no activation type`);
   }
   if (options.activationType !== undefined && options.activationType !== 'uint8' && options.activationType !== 'int8') {
-    throw new QuantizationError(`scheme ${name}: activation type must be uint8 or int8, got '${options.activationType}'`);
+    throw new QuantOptionError(`scheme ${name}: activation type must be uint8 or int8, got '${options.activationType}'`);
   }
   if (options.padding !== undefined && options.padding !== 'pad' && options.padding !== 'refuse') {
-    throw new QuantizationError(`scheme ${name}: padding must be 'pad' or 'refuse', got '${options.padding}'`);
+    throw new QuantOptionError(`scheme ${name}: padding must be 'pad' or 'refuse', got '${options.padding}'`);
   }
   if (options.quantizeEmbeddings && def.writer !== 'matmulnbits') {
-    throw new QuantizationError(`scheme ${name}: embedding quantization (GatherBlockQuantized) applies to MatMulNBits schemes only (w4, w4a8)`);
+    throw new QuantOptionError(`scheme ${name}: embedding quantization (GatherBlockQuantized) applies to MatMulNBits schemes only (w4, w4a8)`);
   }
   const symmetric = options.symmetric ?? def.defaults.symmetric;
   // MatMulNBits and blocked weights follow ORT's MatMulNBits quantizer (int4 signed when symmetric, uint4 with
@@ -208,11 +218,12 @@ export function resolveScheme(name: string, options: SchemeOptions = {}): QuantP
   return params;
 }
 
-function checkBlockSize(scheme: string, blockSize: number): void {
+/** Throws unless the block size is one MatMulNBits (and blocked DequantizeLinear here) accepts; `who` starts the message. */
+export function checkBlockSize(who: string, blockSize: number): void {
   const pow2 = Number.isInteger(blockSize) && blockSize > 0 && (blockSize & (blockSize - 1)) === 0;
   if (!pow2 || blockSize < MIN_BLOCK || blockSize > MAX_BLOCK) {
-    throw new QuantizationError(
-      `scheme ${scheme}: block size must be a power of two from ${MIN_BLOCK} to ${MAX_BLOCK} (as MatMulNBits requires), got ${blockSize}`,
+    throw new QuantOptionError(
+      `${who}: block size must be a power of two from ${MIN_BLOCK} to ${MAX_BLOCK} (as MatMulNBits requires), got ${blockSize}`,
     );
   }
 }
