@@ -13,9 +13,13 @@
 //   tensors[]    { name, producer?, dtype, shape, count, min, max, absMax, mean, std, kurtosis (null when
 //                  undefined), outliers, absPercentiles, percentileResolution, entropy (divergence null when
 //                  infinite), histogram { bins, range, countsOffset, edgesOffset }, channelAbsMax { channels, offset } }
+//                with options.observe 'ranges' (range-only statistics), each entry has only
+//                { name, producer?, dtype, shape, count, min, max, absMax, channelAbsMax }: what was not computed is
+//                absent, and a reader asking for it (quantization/ranges.ts) says so
 //   skipped[]    { name, reason }
 // Binary, little-endian: "OCSTATS1", uint32 version, uint32 tensor count, then for each tensor in order its
-// counts (bins float64), edges (bins + 1 float64, -range to range) and channel maxima (float32, padded to 8 bytes).
+// counts (bins float64), edges (bins + 1 float64, -range to range) and channel maxima (float32, padded to 8 bytes);
+// a range-only tensor has its channel maxima alone.
 // float64 counts are exact up to 2^53 values per bin; edges are redundant with bins and range but let a reader
 // use the file without this code, and are checked against them on reading.
 import { createHash } from 'node:crypto';
@@ -23,10 +27,10 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from
 import { basename, dirname, join } from 'node:path';
 import { ModelError } from '../onnx/model.js';
 import { AtomicFiles } from '../util/atomic.js';
-import type { ActivationStatistics, TensorRecord } from './collect.js';
+import type { AnyActivationStatistics, TensorRecord } from './collect.js';
 import type { CalibrationOptions } from './data/index.js';
 import { binEdges, type HistogramState } from './observers/histogram.js';
-import type { TensorStats } from './observers/tensor-stats.js';
+import { isFullStats, type AnyTensorStats, type RangeStats, type TensorStats } from './observers/tensor-stats.js';
 
 export const STATS_FORMAT = 'onnx-compress.activation-statistics';
 export const STATS_VERSION = 1;
@@ -45,7 +49,8 @@ export interface ModelFingerprint {
 export interface StatsFile {
   model: ModelFingerprint;
   calibration: CalibrationOptions;
-  statistics: ActivationStatistics;
+  /** Full or range-only statistics, as the file holds (options.observe says which). */
+  statistics: AnyActivationStatistics;
 }
 
 export interface WrittenStats {
@@ -61,7 +66,7 @@ export function binaryPathFor(jsonPath: string): string {
 
 export function writeStatsFile(
   jsonPath: string,
-  statistics: ActivationStatistics,
+  statistics: AnyActivationStatistics,
   source: { modelPath: string; calibration?: CalibrationOptions },
 ): WrittenStats {
   const model = fingerprint(source.modelPath);
@@ -81,8 +86,10 @@ export function writeStatsFile(
     header.writeUInt32LE(statistics.tensors.length, 12);
     put(header);
     for (const t of statistics.tensors) {
-      put(float64Bytes(t.stats.histogram.counts));
-      put(float64Bytes(binEdges(t.stats.histogram)));
+      if (isFullStats(t.stats)) {
+        put(float64Bytes(t.stats.histogram.counts));
+        put(float64Bytes(binEdges(t.stats.histogram)));
+      }
       put(float32Bytes(t.stats.channelAbsMax, padded(t.stats.channelAbsMax.length * 4)));
     }
     const binary = { file: basename(binaryPath), bytes: layout.bytes, sha256: hash.digest('hex') };
@@ -147,7 +154,7 @@ export function readStatsFile(jsonPath: string): StatsFile {
     statistics: {
       model: json.model.path,
       data: json.data,
-      options: json.options,
+      options: { ...json.options, observe: json.options.observe ?? 'full' }, // not recorded before it existed
       ...json.run,
       observerWorkers: json.run.observerWorkers ?? 0, // not recorded before it existed
       tensors,
@@ -190,11 +197,11 @@ interface Offsets {
   channels: number;
 }
 
-function layOut(tensors: readonly TensorRecord[]): { offsets: Offsets[]; bytes: number } {
+function layOut(tensors: readonly TensorRecord<AnyTensorStats>[]): { offsets: Offsets[]; bytes: number } {
   let at = HEADER_BYTES;
   const offsets = tensors.map((t) => {
-    const { bins } = t.stats.histogram;
-    const o = { counts: at, edges: at + bins * 8, channels: at + bins * 8 + (bins + 1) * 8 };
+    const bins = isFullStats(t.stats) ? t.stats.histogram.bins : -1; // -1: no counts, no edges
+    const o = bins < 0 ? { counts: at, edges: at, channels: at } : { counts: at, edges: at + bins * 8, channels: at + bins * 8 + (bins + 1) * 8 };
     at = o.channels + padded(t.stats.channelAbsMax.length * 4);
     return o;
   });
@@ -227,20 +234,39 @@ interface TensorEntry extends Omit<TensorRecord, 'stats'>, ScalarStats {
   channelAbsMax: { channels: number; offset: number };
 }
 
+/** A range-only tensor's entry. */
+interface RangeEntry extends Omit<TensorRecord, 'stats'>, Omit<RangeStats, 'channelAbsMax'> {
+  channelAbsMax: { channels: number; offset: number };
+}
+
 interface StatsJson {
   format: string;
   version: number;
   model: ModelFingerprint;
-  data: ActivationStatistics['data'];
+  data: AnyActivationStatistics['data'];
   calibration: CalibrationOptions;
-  options: ActivationStatistics['options'];
-  run: Pick<ActivationStatistics, 'samples' | 'tokens' | 'batches' | 'seconds' | 'timing'> & { observerWorkers?: number };
+  options: Omit<AnyActivationStatistics['options'], 'observe'> & { observe?: AnyActivationStatistics['options']['observe'] };
+  run: Pick<AnyActivationStatistics, 'samples' | 'tokens' | 'batches' | 'seconds' | 'timing'> & { observerWorkers?: number };
   binary: { file: string; bytes: number; sha256: string };
-  tensors: TensorEntry[];
-  skipped: ActivationStatistics['skipped'];
+  tensors: (TensorEntry | RangeEntry)[];
+  skipped: AnyActivationStatistics['skipped'];
 }
 
-function tensorEntry(t: TensorRecord, at: Offsets): TensorEntry {
+function tensorEntry(t: TensorRecord<AnyTensorStats>, at: Offsets): TensorEntry | RangeEntry {
+  if (!isFullStats(t.stats)) {
+    const { count, min, max, absMax, channelAbsMax } = t.stats;
+    return {
+      name: t.name,
+      ...(t.producer ? { producer: t.producer } : {}),
+      dtype: t.dtype,
+      shape: t.shape,
+      count,
+      min,
+      max,
+      absMax,
+      channelAbsMax: { channels: channelAbsMax.length, offset: at.channels },
+    };
+  }
   const { histogram, channelAbsMax, kurtosis, entropy, ...scalars } = t.stats;
   return {
     name: t.name,
@@ -255,11 +281,17 @@ function tensorEntry(t: TensorRecord, at: Offsets): TensorEntry {
   };
 }
 
-function tensorRecord(entry: TensorEntry, binary: Buffer, binaryPath: string): TensorRecord {
-  const { name, producer, dtype, shape, histogram: h, channelAbsMax: c, kurtosis, entropy, ...scalars } = entry;
+function tensorRecord(entry: TensorEntry | RangeEntry, binary: Buffer, binaryPath: string): TensorRecord<AnyTensorStats> {
   const end = (offset: number, bytes: number): void => {
-    if (!(offset >= HEADER_BYTES && offset + bytes <= binary.length)) throw new StatsFileError(`${binaryPath}: tensor '${name}' points outside the file`);
+    if (!(offset >= HEADER_BYTES && offset + bytes <= binary.length)) throw new StatsFileError(`${binaryPath}: tensor '${entry.name}' points outside the file`);
   };
+  if (!('histogram' in entry)) {
+    const { name, producer, dtype, shape, count, min, max, absMax, channelAbsMax: c } = entry;
+    end(c.offset, c.channels * 4);
+    const stats: RangeStats = { count, min: min ?? NaN, max: max ?? NaN, absMax: absMax ?? NaN, channelAbsMax: readChannels(binary, c) };
+    return { name, ...(producer ? { producer } : {}), dtype, shape, stats };
+  }
+  const { name, producer, dtype, shape, histogram: h, channelAbsMax: c, kurtosis, entropy, ...scalars } = entry;
   end(h.countsOffset, h.bins * 8);
   end(h.edgesOffset, (h.bins + 1) * 8);
   end(c.offset, c.channels * 4);
@@ -267,8 +299,7 @@ function tensorRecord(entry: TensorEntry, binary: Buffer, binaryPath: string): T
   const edges = readFloat64(binary, h.edgesOffset, h.bins + 1);
   const expected = binEdges(histogram);
   if (edges.some((e, i) => e !== expected[i])) throw new StatsFileError(`${binaryPath}: histogram edges of '${name}' disagree with its range`);
-  const channelAbsMax = new Float32Array(c.channels);
-  for (let i = 0; i < c.channels; i++) channelAbsMax[i] = binary.readFloatLE(c.offset + i * 4);
+  const channelAbsMax = readChannels(binary, c);
   return {
     name,
     ...(producer ? { producer } : {}),
@@ -282,6 +313,12 @@ function tensorRecord(entry: TensorEntry, binary: Buffer, binaryPath: string): T
       histogram,
     },
   };
+}
+
+function readChannels(binary: Buffer, c: { channels: number; offset: number }): Float32Array {
+  const out = new Float32Array(c.channels);
+  for (let i = 0; i < c.channels; i++) out[i] = binary.readFloatLE(c.offset + i * 4);
+  return out;
 }
 
 function readFloat64(binary: Buffer, offset: number, length: number): Float64Array {

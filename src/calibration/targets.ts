@@ -1,9 +1,11 @@
-// Which tensors calibration observes. By default: what a quantizer needs ranges for — the activation inputs of
-// MatMul, Gemm and Conv — and every node output, so that any later pass (and the NaN/Inf check) finds the tensor
-// it wants. Weights are not activations: initializers and Constant outputs are never targets. Only float
-// tensors are observed; where the graph does not declare a type, ONNX Runtime's output types decide later
-// (collect.ts), since a graph without value_info says nothing about most intermediates.
+// Which tensors calibration observes. By default what a quantizer needs ranges for: the activation inputs of
+// MatMul, Gemm and Conv (the tensors ONNX Runtime's calibrators observe). Every node output as well only when
+// asked (set 'all'): statistics for analysis, and what the NaN/Inf check re-runs a failing batch with. Weights
+// are not activations: initializers and Constant outputs are never targets. Only float tensors are observed;
+// where the graph does not declare a type, ONNX Runtime's output types decide later (collect.ts), since a graph
+// without value_info says nothing about most intermediates.
 import { GraphIndex, topologicalOrder } from '../onnx/graph.js';
+import { OptionError } from '../errors.js';
 import { ModelError, type OnnxModel } from '../onnx/model.js';
 import { DataType, type NodeProto } from '../onnx/types.js';
 
@@ -12,8 +14,21 @@ export const DEFAULT_INPUT_OPS: readonly string[] = ['MatMul', 'Gemm', 'Conv'];
 /** Ops whose outputs are weights rather than activations. */
 const CONSTANT_OPS = new Set(['Constant']);
 
-/** Candidates come from the first of `names`, `inputsOf` and `ops` given (else the default); include/exclude filter them. */
+/**
+ * The default candidates: 'inputs', the activation inputs of MatMul/Gemm/Conv (what their quantizers read), or
+ * 'all', those and every node output.
+ */
+export type TargetSet = 'inputs' | 'all';
+
+export const TARGET_SETS: readonly TargetSet[] = ['inputs', 'all'];
+
+/**
+ * Candidates come from the first of `names`, `inputsOf` and `ops` given, else from `set` (default 'inputs');
+ * include/exclude filter them.
+ */
 export interface TargetOptions {
+  /** The default candidates when none of names, inputsOf and ops is given; default 'inputs'. */
+  set?: TargetSet;
   /** Exactly these tensors (node outputs, graph inputs or initializers of the main graph), instead of the default. */
   names?: readonly string[];
   /** The inputs and outputs of nodes of these op types (as ORT's op_types_to_calibrate), instead of the default. */
@@ -42,7 +57,11 @@ export function isObservedType(dtype: DataType): boolean {
 }
 
 /** Targets of the main graph in topological order (the order the NaN/Inf check reports in). */
-export function selectTargets(model: OnnxModel, options: TargetOptions = {}): Target[] {
+export function selectTargets(model: OnnxModel, which: TargetOptions | TargetSet = {}): Target[] {
+  const options: TargetOptions = typeof which === 'string' ? { set: which } : which;
+  if (options.set !== undefined && !TARGET_SETS.includes(options.set)) {
+    throw new OptionError(`calibration targets: unknown set '${String(options.set)}' (known: ${TARGET_SETS.join(', ')})`);
+  }
   const graph = model.graph;
   const index = new GraphIndex(graph);
   const order = topologicalOrder(graph, { index });
@@ -73,7 +92,7 @@ function candidateNames(model: OnnxModel, index: GraphIndex, order: readonly Nod
   if (options.names) return namedCandidates(model, index, options.names);
   if (options.inputsOf) return candidatesOf(order, index, new Set(options.inputsOf), new Set());
   if (options.ops) return candidatesOf(order, index, new Set(options.ops), new Set(options.ops));
-  return candidatesOf(order, index, new Set(DEFAULT_INPUT_OPS), 'all');
+  return candidatesOf(order, index, new Set(DEFAULT_INPUT_OPS), options.set === 'all' ? 'all' : new Set());
 }
 
 /** Activation inputs of nodes of `inputsOf` and outputs of nodes of `outputsOf`, in topological order. */

@@ -5,6 +5,8 @@ import type { TensorLine } from '../calibration/tensor-line.js';
 import { collectStatistics, type ActivationStatistics, type TensorRecord } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
+import { TARGET_SETS, type TargetOptions, type TargetSet } from '../calibration/targets.js';
+import { OptionError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
 import { wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
@@ -18,6 +20,7 @@ interface CalibrateFlags {
   batch?: string;
   seed?: string;
   targets?: string;
+  include?: string;
   workers?: string;
   json?: boolean;
 }
@@ -42,12 +45,13 @@ export function registerCalibrate(program: Command): void {
     .option('--seq-len <n>', "tokens per sample (default: the model's fixed length, else min(512, max positions))")
     .option('--batch <n>', 'samples per ONNX Runtime run (default 1)')
     .option('--seed <n>', 'seed of the sample draw (default 0)')
-    .option('--targets <regex>', 'observe only tensors whose name matches (default: MatMul/Gemm/Conv inputs and every node output)')
+    .option('--targets <set>', "'inputs': the activation inputs of MatMul/Gemm/Conv, what a quantizer reads (default); 'all': those and every node output, for analysis")
+    .option('--include <regex>', 'observe only the tensors of the set whose name matches')
     .option('--workers <n>', 'threads computing the statistics while ONNX Runtime runs the next batch; 0: the main thread (default: cores - 1, at most 4)')
     .option('--json', 'print the report as JSON (no progress bar)')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress calibrate models/tiny-llama/model.onnx --data calibration-sets/prose --out stats.json --samples 32 --seq-len 128 --batch 4\n  onnx-compress calibrate model.onnx --data set.jsonl --out stats.json --targets "MatMul" --json',
+      '\nExamples:\n  onnx-compress calibrate models/tiny-llama/model.onnx --data calibration-sets/prose --out stats.json --samples 32 --seq-len 128 --batch 4\n  onnx-compress calibrate model.onnx --data set.jsonl --out stats.json --targets all --include "mlp" --json',
     )
     .action(async (modelPath: string, flags: CalibrateFlags) => {
       const calibration: CalibrationOptions = {
@@ -56,12 +60,12 @@ export function registerCalibrate(program: Command): void {
         ...optionalInt('--batch', flags.batch, 'batchSize'),
         ...optionalInt('--seed', flags.seed, 'seed'),
       };
-      const include = flags.targets === undefined ? undefined : pattern(flags.targets);
+      const targets: TargetOptions = { set: targetSet(flags.targets), ...(flags.include === undefined ? {} : { include: pattern(flags.include) }) };
       const model = loadModel(modelPath);
       const set = await openCalibrationSet(flags.data, model, calibration);
       const progress = flags.json ? undefined : new Progress({ label: 'calibrating', total: set.sampleCount, unit: 'samples' });
       const statistics = await collectStatistics(model, set, {
-        ...(include ? { targets: { include } } : {}),
+        targets,
         ...(flags.workers === undefined ? {} : { workers: wholeNumber(flags.workers, '--workers') }),
         onProgress: (p) => progress?.update(p.samples, p.tokens > 0 ? `${Math.round(p.tokens / p.seconds).toLocaleString('en-US')} tokens/s` : ''),
       });
@@ -75,15 +79,21 @@ function optionalInt<K extends keyof CalibrationOptions>(flag: string, value: st
   if (value === undefined) return {};
   const n = Number(value);
   const ok = Number.isSafeInteger(n) && (key === 'seed' || n > 0);
-  if (!ok) throw new Error(`${flag} must be a ${key === 'seed' ? 'whole number' : 'positive whole number'}, got '${value}'`);
+  if (!ok) throw new OptionError(`${flag} must be a ${key === 'seed' ? 'whole number' : 'positive whole number'}, got '${value}'`);
   return { [key]: n } as Partial<Record<K, number>>;
+}
+
+function targetSet(value: string | undefined): TargetSet {
+  if (value === undefined) return 'inputs';
+  if ((TARGET_SETS as readonly string[]).includes(value)) return value as TargetSet;
+  throw new OptionError(`--targets takes ${TARGET_SETS.map((s) => `'${s}'`).join(' or ')}, got '${value}' (to pick tensors by name use --include REGEX)`);
 }
 
 function pattern(source: string): RegExp {
   try {
     return new RegExp(source);
   } catch (e) {
-    throw new Error(`--targets is not a regular expression: ${(e as Error).message}`);
+    throw new OptionError(`--include is not a regular expression: ${(e as Error).message}`);
   }
 }
 

@@ -5,9 +5,9 @@
 //               the observed range (a tensor that is never negative keeps min 0): ORT's symmetric Percentile;
 //   entropy     the KL-optimal window of the histogram (observers/entropy.ts), already within [min, max].
 // Pure functions over the statistics: nothing here runs a model.
-import type { ActivationStatistics, TensorRecord } from '../calibration/collect.js';
+import type { AnyActivationStatistics, TensorRecord } from '../calibration/collect.js';
 import { absPercentile } from '../calibration/observers/histogram.js';
-import type { TensorStats } from '../calibration/observers/tensor-stats.js';
+import { isFullStats, type AnyTensorStats } from '../calibration/observers/tensor-stats.js';
 import { QuantizationError } from './schemes.js';
 
 export type ClipMethod = 'minmax' | 'percentile' | 'entropy';
@@ -66,12 +66,18 @@ export function checkClipOptions(options: ClipOptions): void {
  * The clipping range of one tensor's statistics. Percentiles the statistics already hold are used as they are;
  * others are read from the histogram (same method, histogram.ts's absPercentile).
  */
-export function rangeFromStats(stats: TensorStats, options: ClipOptions): [number, number] {
+export function rangeFromStats(stats: AnyTensorStats, options: ClipOptions, tensor?: string): [number, number] {
   checkClipOptions(options);
   const { min, max } = stats;
+  if (options.method === 'minmax') return [min, max];
+  if (!isFullStats(stats)) {
+    // Range-only statistics (collected with observe 'ranges') hold min, max and per-channel |x| maxima only.
+    const missing = options.method === 'entropy' ? 'the entropy threshold (histogram)' : 'the |x| percentiles (histogram)';
+    throw new QuantizationError(
+      `${options.method} clipping needs ${missing}${tensor ? ` of '${tensor}'` : ''}, but the statistics hold ranges only (collected with observe 'ranges'); collect full statistics or use minmax clipping`,
+    );
+  }
   switch (options.method) {
-    case 'minmax':
-      return [min, max];
     case 'entropy':
       return [stats.entropy.low, stats.entropy.high];
     case 'percentile': {
@@ -88,12 +94,12 @@ export function rangeFromStats(stats: TensorStats, options: ClipOptions): [numbe
  * statistics is skipped with the reason, so the writer leaves that activation in float and says so.
  */
 export function activationRanges(
-  statistics: ActivationStatistics | readonly TensorRecord[],
+  statistics: AnyActivationStatistics | readonly TensorRecord<AnyTensorStats>[],
   options: ClipOptions,
   names?: Iterable<string>,
 ): ActivationRangeSet {
   checkClipOptions(options);
-  const records = Array.isArray(statistics) ? (statistics as readonly TensorRecord[]) : (statistics as ActivationStatistics).tensors;
+  const records = Array.isArray(statistics) ? (statistics as readonly TensorRecord<AnyTensorStats>[]) : (statistics as AnyActivationStatistics).tensors;
   const byName = new Map(records.map((r) => [r.name, r]));
   const wanted = names ? [...new Set(names)] : records.map((r) => r.name);
   const ranges = new Map<string, [number, number]>();
@@ -110,7 +116,7 @@ export function activationRanges(
       skipped.push({ tensor, reason: 'never held a value during calibration' });
       continue;
     }
-    const range = rangeFromStats(s, options);
+    const range = rangeFromStats(s, options, tensor);
     if (!(Number.isFinite(range[0]) && Number.isFinite(range[1]) && range[0] <= range[1])) {
       skipped.push({ tensor, reason: `range [${range[0]}, ${range[1]}] is not finite` });
       continue;

@@ -19,8 +19,11 @@ export { minMaxObserver, type MinMax, type MinMaxState } from './min-max.js';
 export { combineMoments, momentsObserver, type Moments, type MomentsState } from './moments.js';
 export { observe, type Observer } from './observer.js';
 export {
+  isFullStats,
   resolveStatsOptions,
   tensorStatsObserver,
+  type AnyTensorStats,
+  type RangeStats,
   type ResolvedStatsOptions,
   type TensorStats,
   type TensorStatsOptions,

@@ -83,6 +83,21 @@ export interface TensorStats {
   histogram: HistogramState;
 }
 
+/**
+ * What range-only collection records (observe 'ranges' in collect.ts, computed inside ONNX Runtime): the fields
+ * of TensorStats a min/max quantizer reads, with the same values the full statistics would have. The others
+ * (moments, outliers, percentiles, entropy, histogram) were not computed and are absent, not zero.
+ */
+export type RangeStats = Pick<TensorStats, 'count' | 'min' | 'max' | 'absMax' | 'channelAbsMax'>;
+
+/** Full statistics, or ranges only. */
+export type AnyTensorStats = TensorStats | RangeStats;
+
+/** Whether these are the full statistics (histogram, percentiles, entropy...) rather than ranges only. */
+export function isFullStats(stats: AnyTensorStats): stats is TensorStats {
+  return 'histogram' in stats;
+}
+
 export function tensorStatsObserver(options: TensorStatsOptions = {}): Observer<TensorStatsState, TensorStats> {
   const o = resolveStatsOptions(options);
   for (const p of o.percentiles) if (!(p >= 0 && p <= 100)) throw new RangeError(`a percentile lies in [0, 100], not ${p}`);
