@@ -183,7 +183,7 @@ describe('quantizePass on tiny-llama', () => {
     const s = await Session.create(out);
     assert.ok(s.outputNames.includes('logits'));
     await s.dispose();
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.quantize-')), [], 'no staging folder left');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.onnx-compress-')), [], 'no staging folder left');
   });
 
   it('w4 without data verifies on generated tokens', async () => {
@@ -258,6 +258,6 @@ describe('quantizePass on tiny-llama', () => {
       (e) => e instanceof VerificationError && /failed verification .* cosine similarity .* below the minimum 0.999/.test(e.message) && e.figures !== undefined,
     );
     assert.ok(!existsSync(out));
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.quantize-') || f.startsWith('broken')), [], 'no staging files left');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.onnx-compress-') || f.startsWith('broken')), [], 'no staging files left');
   });
 });

@@ -215,7 +215,7 @@ describe('quantize: interrupted', () => {
     });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     // The staging folder appears once calibration and writing are done; the model inside it once it is saved.
-    const staged = () => readdirSync(dirname(out)).find((f) => f.startsWith('.q.onnx.quantize-'));
+    const staged = () => readdirSync(dirname(out)).find((f) => f.startsWith('.q.onnx.onnx-compress-'));
     const deadline = Date.now() + 120_000;
     while (!staged() && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
     assert.ok(staged(), 'the run reached its staging folder');

@@ -3,7 +3,10 @@
 // quantized with each set's ranges on each evaluation domain (src/calibration/compare.ts). --html writes the
 // report page; `onnx-compress report` renders the --json output the same way later.
 import type { Command } from 'commander';
-import { compareCalibrationSets, COMPARE_DEFAULTS, MEASURE_LABELS, type CompareCalibReport, type CompareOptions, type CompareProgress } from '../calibration/compare.js';
+import { COMPARE_DEFAULTS, MEASURE_LABELS, type CompareCalibReport, type CompareOptions, type CompareProgress } from '../calibration/compare.js';
+import { OptionError } from '../errors.js';
+import { compareCalibPass } from '../passes/compare-calib.js';
+import { runPass } from '../passes/runner.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { compareCalibDocument, formatPerplexity, tensorLabel } from '../report/sections/compare-calib.js';
 import { CLIP_METHODS, DEFAULT_PERCENTILE, isClipMethod, type ClipOptions } from '../quantization/ranges.js';
@@ -62,7 +65,7 @@ export function registerCompareCalib(program: Command): void {
       const positive = (value: string | undefined, flag: string): number | undefined => {
         if (value === undefined) return undefined;
         const n = wholeNumber(value, flag);
-        if (n === 0) throw new Error(`${flag} must be at least 1, got '${value}'`);
+        if (n === 0) throw new OptionError(`${flag} must be at least 1, got '${value}'`);
         return n;
       };
       const progress = flags.json ? undefined : progressReporter();
@@ -83,7 +86,8 @@ export function registerCompareCalib(program: Command): void {
       };
       let report: CompareCalibReport;
       try {
-        report = await compareCalibrationSets(modelPath, options);
+        const { threads, ...passOptions } = options;
+        report = await runPass(modelPath, compareCalibPass, passOptions, { session: threads ? { intraOpThreads: threads } : {} });
       } finally {
         progress?.finish();
       }
@@ -94,7 +98,7 @@ export function registerCompareCalib(program: Command): void {
 
 function clipOptions(flags: CompareFlags): ClipOptions {
   const method = flags.clip ?? (flags.percentile !== undefined ? 'percentile' : 'minmax');
-  if (!isClipMethod(method)) throw new Error(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
+  if (!isClipMethod(method)) throw new OptionError(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
   return { method, ...(flags.percentile !== undefined ? { percentile: decimal(flags.percentile, '--percentile') } : {}) };
 }
 

@@ -4,7 +4,9 @@
 // other model: output agreement with --reference on a folder of input_*.pb tensors. Sizes always.
 // The evaluation itself is evaluateModel (src/decoding/evaluate.ts); this file is flags -> options -> print.
 import type { Command } from 'commander';
-import { evaluateModel, type EvalOptions, type EvalReport, type EvalStage, type ModelFigures } from '../decoding/evaluate.js';
+import type { EvalReport, EvalStage, ModelFigures } from '../decoding/evaluate.js';
+import { evaluatePass, type EvaluatePassOptions } from '../passes/evaluate.js';
+import { runPass } from '../passes/runner.js';
 // Flag parsing is shared with generate (the first command with numeric flags of this kind).
 import { wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
@@ -21,17 +23,16 @@ interface EvalFlags {
   json?: boolean;
 }
 
-/** The flags as evaluateModel's options. */
-export function evalOptions(flags: EvalFlags): EvalOptions {
+/** The flags as the evaluate pass's options. */
+export function evalOptions(flags: EvalFlags): EvaluatePassOptions {
   const number = (value: string | undefined, flag: string) => (value === undefined ? undefined : wholeNumber(value, flag));
   return {
     data: flags.data,
-    reference: flags.reference,
+    ...(flags.reference !== undefined ? { reference: flags.reference } : {}),
     window: number(flags.window, '--window'),
     stride: number(flags.stride, '--stride'),
     maxTokens: number(flags.maxTokens, '--max-tokens'),
     speed: flags.speed === true,
-    threads: number(flags.threads, '--threads'),
   };
 }
 
@@ -73,7 +74,8 @@ export function registerEval(program: Command): void {
       }
       let report: EvalReport;
       try {
-        report = await evaluateModel(path, options);
+        const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
+        report = await runPass(path, evaluatePass, options, { session: threads ? { intraOpThreads: threads } : {} });
       } finally {
         progress?.line.finish();
       }

@@ -1,12 +1,8 @@
 // `onnx-compress generate MODEL --prompt TEXT`: continues a prompt with a decoder language model, greedily or by
 // seeded sampling, printing the text as it is generated (or one JSON report at the end with --json).
 import type { Command } from 'commander';
-import { DecoderSession } from '../decoding/decoder-session.js';
-import { generate, type StopReason } from '../decoding/generate.js';
+import { generateText } from '../decoding/generate-text.js';
 import { randomSeed } from '../util/prng.js';
-import { textCodecFor } from '../decoding/text-codec.js';
-import { TextStream } from '../decoding/text-stream.js';
-import { loadModel } from '../onnx/model.js';
 import { emit } from './output.js';
 import { decimal, wholeNumber } from './options.js';
 
@@ -19,21 +15,6 @@ interface GenerateFlags {
   seed?: string;
   threads?: string;
   json?: boolean;
-}
-
-export interface GenerateReport {
-  model: string;
-  prompt: string;
-  /** Prompt ids as the model read them (BOS included). */
-  promptTokens: number[];
-  text: string;
-  tokens: number[];
-  stopReason: StopReason;
-  sampling: { temperature: number; topK: number; topP: number; seed: number | null };
-  prefillSeconds: number;
-  decodeSeconds: number;
-  /** New tokens per second of the decode phase (the first new token comes from the prefill). */
-  decodeTokensPerSecond: number | null;
 }
 
 export function registerGenerate(program: Command): void {
@@ -62,43 +43,16 @@ export function registerGenerate(program: Command): void {
       const seed = temperature === 0 ? null : flags.seed === undefined ? randomSeed() : wholeNumber(flags.seed, '--seed');
       const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
 
-      const model = loadModel(path);
-      const decoder = await DecoderSession.open(model, { intraOpThreads: threads });
-      try {
-        const codec = textCodecFor(model, decoder.vocab);
-        const bos = decoder.special.bos;
-        let promptTokens = codec.encode(flags.prompt);
-        if (bos !== null && promptTokens[0] !== bos) promptTokens = [bos, ...promptTokens];
-        const stream = new TextStream(codec);
-        const print = (text: string) => {
-          if (!flags.json && text) process.stdout.write(text);
-        };
-        const result = await generate(decoder, [promptTokens], {
-          maxNewTokens,
-          temperature,
-          topK,
-          topP,
-          seed: seed ?? undefined,
-          onToken: (token) => print(stream.push(token)),
-        });
-        print(stream.flush());
-        const tokens = result.tokens[0];
-        const report: GenerateReport = {
-          model: path,
-          prompt: flags.prompt,
-          promptTokens,
-          text: codec.decode(tokens),
-          tokens,
-          stopReason: result.stopReasons[0],
-          sampling: { temperature, topK, topP, seed },
-          prefillSeconds: result.prefillSeconds,
-          decodeSeconds: result.decodeSeconds,
-          decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / result.decodeSeconds : null,
-        };
-        // The text went out as it came; the text form ends the line it left open.
-        emit(report, flags, () => '');
-      } finally {
-        await decoder.dispose();
-      }
+      const report = await generateText(path, flags.prompt, {
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        ...(seed !== null ? { seed } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+        ...(flags.json ? {} : { onText: (text: string) => text && process.stdout.write(text) }),
+      });
+      // The text went out as it came; the text form ends the line it left open.
+      emit(report, flags, () => '');
     });
 }

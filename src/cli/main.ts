@@ -7,6 +7,7 @@ import { OnnxCompressError } from '../errors.js';
 import { removePendingTemporaries } from '../util/atomic.js';
 import { registerCalibrate } from './calibrate.js';
 import { registerCompareCalib } from './compare-calib.js';
+import { registerCompress } from './compress.js';
 import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
@@ -22,6 +23,7 @@ const EXAMPLES = [
   'run model.onnx --inputs test_data_set_0 --out outputs --compare',
   'calibrate models/tiny-llama/model.onnx --data prose --out stats.json --samples 32',
   'quantize models/tiny-llama/model.onnx --scheme w8a8 --calib prose --samples 128 --seq-len 128 --out tiny-w8a8.onnx',
+  'compress models/tiny-llama/model.onnx --recipe recipes/w8a8-prose.json --out tiny-w8a8.onnx',
   'compare-calib models/tiny-llama/model.onnx --sets prose code nonsense --eval prose code --html calib.html',
   'eval tiny-w8a8.onnx --reference models/tiny-llama/model.onnx --data prose --max-tokens 20000',
   'generate models/tiny-llama/model.onnx --prompt "Call me Ishmael." --max-new-tokens 32',
@@ -39,6 +41,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerCalibrate(program);
   registerQuantize(program);
+  registerCompress(program);
   registerCompareCalib(program);
   registerEval(program);
   registerGenerate(program);

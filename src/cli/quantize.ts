@@ -7,12 +7,17 @@ import { quantizePass, type QuantizePassOptions, type QuantizationRunReport } fr
 import { CLIP_METHODS, DEFAULT_PERCENTILE, isClipMethod, type ClipOptions } from '../quantization/ranges.js';
 import { describeSchemes, QuantizationError, resolveScheme, SCHEME_NAMES, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection } from '../quantization/select.js';
+import { planFileFrom } from '../quantization/plan-file.js';
+import { OptionError } from '../errors.js';
+import { writeTextAtomically } from '../util/atomic.js';
 import { decimal, wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
 
 interface QuantizeFlags {
-  scheme: string;
+  scheme?: string;
+  plan?: string;
+  savePlan?: string;
   out: string;
   calib?: string;
   stats?: string;
@@ -45,7 +50,9 @@ export function registerQuantize(program: Command): void {
     .command('quantize')
     .description('quantize a model (static QDQ, dynamic int8, MatMulNBits 4-bit), verify it in ONNX Runtime and report the change')
     .argument('<model>', '.onnx file')
-    .requiredOption('--scheme <name>', `quantization scheme: ${SCHEME_NAMES.join(', ')}`)
+    .option('--scheme <name>', `quantization scheme: ${SCHEME_NAMES.join(', ')}`)
+    .option('--plan <file>', 'a plan file choosing each node\'s format, bits and granularity (docs/plans.md), instead of --scheme')
+    .option('--save-plan <file>', 'also write the plan that was applied, one entry per node, as a plan file to edit and reuse')
     .requiredOption('--out <path>', "output .onnx file; or a folder, for a model in a Hugging Face folder (<folder>/onnx/model.onnx): the file gets transformers.js's name")
     .option('--calib <set>', 'calibration set to calibrate with in this run (a .jsonl file, a set folder such as calibration-sets/prose, or a folder of tensors)')
     .option('--stats <file>', 'activation statistics written by `onnx-compress calibrate` for this same model file')
@@ -87,7 +94,8 @@ export function registerQuantize(program: Command): void {
         '  onnx-compress quantize my-model/onnx/model.onnx --scheme w4 --out my-model/onnx/   # writes my-model/onnx/model_q4.onnx',
     )
     .action(async (modelPath: string, flags: QuantizeFlags) => {
-      const schemeOptions = parseSchemeOptions(flags);
+      if ((flags.scheme === undefined) === (flags.plan === undefined)) throw new OptionError('give --scheme NAME or --plan FILE (one of them)');
+      const schemeOptions = flags.scheme === undefined ? refuseSchemeFlags(flags) : parseSchemeOptions(flags as QuantizeFlags & { scheme: string });
       const calibration = parseCalibration(flags);
       const clip = parseClip(flags);
       const threads = flags.threads === undefined ? undefined : positive(flags.threads, '--threads');
@@ -115,19 +123,39 @@ export function registerQuantize(program: Command): void {
       };
       let report: QuantizationRunReport;
       try {
-        report = await quantizePass(modelPath, flags.scheme, options);
+        report = await quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, options);
       } finally {
         progress?.finish();
       }
+      if (flags.savePlan !== undefined) writeTextAtomically(flags.savePlan, `${JSON.stringify(planFileFrom(report.plan.rows), null, 2)}\n`);
       emit(report, flags, formatQuantize);
     });
 }
 
+/** A plan file sets bits, blocks and symmetry per node: the scheme flags do not apply. */
+function refuseSchemeFlags(flags: QuantizeFlags): SchemeOptions {
+  const given = (
+    [
+      ['--bits', flags.bits],
+      ['--block-size', flags.blockSize],
+      ['--asymmetric', flags.asymmetric],
+      ['--accuracy-level', flags.accuracyLevel],
+      ['--activation-type', flags.activationType],
+      ['--per-channel', flags.perChannel],
+      ['--per-tensor', flags.perTensor],
+      ['--no-pad', flags.pad === false ? true : undefined],
+      ['--no-quantize-embeddings', flags.quantizeEmbeddings === false ? true : undefined],
+    ] as const
+  ).filter(([, v]) => v !== undefined);
+  if (given.length) throw new OptionError(`${given.map(([f]) => f).join(', ')}: scheme options do not apply to --plan, whose entries set them per node`);
+  return {};
+}
+
 /** Scheme options from flags, checked by resolveScheme so that an error names the flag at fault. */
-function parseSchemeOptions(flags: QuantizeFlags): SchemeOptions {
-  if (flags.perChannel && flags.perTensor) throw new Error('--per-channel and --per-tensor are alternatives: give one');
+function parseSchemeOptions(flags: QuantizeFlags & { scheme: string }): SchemeOptions {
+  if (flags.perChannel && flags.perTensor) throw new OptionError('--per-channel and --per-tensor are alternatives: give one');
   if (flags.activationType !== undefined && flags.activationType !== 'uint8' && flags.activationType !== 'int8') {
-    throw new Error(`--activation-type must be uint8 or int8, got '${flags.activationType}'`);
+    throw new OptionError(`--activation-type must be uint8 or int8, got '${flags.activationType}'`);
   }
   const options: SchemeOptions = {
     ...(flags.bits !== undefined ? { bits: wholeNumber(flags.bits, '--bits') } : {}),
@@ -162,7 +190,7 @@ function parseCalibration(flags: QuantizeFlags): CalibrationOptions {
   const given = ['samples', 'seqLen', 'batch', 'seed'].filter((k) => flags[k as keyof QuantizeFlags] !== undefined);
   if (given.length && flags.calib === undefined) {
     const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-    throw new Error(`${names.join(', ')}: calibration options need --calib (statistics from --stats were collected with their own)`);
+    throw new OptionError(`${names.join(', ')}: calibration options need --calib (statistics from --stats were collected with their own)`);
   }
   return {
     ...(flags.samples !== undefined ? { samples: positive(flags.samples, '--samples') } : {}),
@@ -175,11 +203,11 @@ function parseCalibration(flags: QuantizeFlags): CalibrationOptions {
 function parseClip(flags: QuantizeFlags): ClipOptions | undefined {
   if (flags.clip === undefined && flags.percentile === undefined) return undefined;
   const method = flags.clip ?? 'percentile';
-  if (!isClipMethod(method)) throw new Error(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
-  if (flags.percentile !== undefined && method !== 'percentile') throw new Error(`--percentile applies to --clip percentile, not --clip ${method}`);
+  if (!isClipMethod(method)) throw new OptionError(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
+  if (flags.percentile !== undefined && method !== 'percentile') throw new OptionError(`--percentile applies to --clip percentile, not --clip ${method}`);
   if (flags.percentile === undefined) return { method };
   const p = decimal(flags.percentile, '--percentile');
-  if (!(p > 0 && p <= 100)) throw new Error(`--percentile must lie in (0, 100], got '${flags.percentile}'`);
+  if (!(p > 0 && p <= 100)) throw new OptionError(`--percentile must lie in (0, 100], got '${flags.percentile}'`);
   return { method, percentile: p };
 }
 
@@ -189,7 +217,7 @@ function parseSelection(flags: QuantizeFlags): NodeSelection {
       try {
         return new RegExp(source);
       } catch (e) {
-        throw new Error(`${flag} '${source}' is not a regular expression: ${(e as Error).message}`);
+        throw new OptionError(`${flag} '${source}' is not a regular expression: ${(e as Error).message}`);
       }
     });
   const opTypes = flags.opTypes?.flatMap((s) => s.split(',')).filter(Boolean);
@@ -202,13 +230,13 @@ function parseSelection(flags: QuantizeFlags): NodeSelection {
 
 function positive(value: string, flag: string): number {
   const n = wholeNumber(value, flag);
-  if (n < 1) throw new Error(`${flag} must be a whole number >= 1, got '${value}'`);
+  if (n < 1) throw new OptionError(`${flag} must be a whole number >= 1, got '${value}'`);
   return n;
 }
 
 function fraction(value: string, flag: string): number {
   const x = decimal(value, flag);
-  if (x > 1) throw new Error(`${flag} must lie in [0, 1], got '${value}'`);
+  if (x > 1) throw new OptionError(`${flag} must lie in [0, 1], got '${value}'`);
   return x;
 }
 
@@ -219,6 +247,12 @@ const ratio = (r: number): string => `${r.toFixed(3)}x`;
 
 function describeParams(r: QuantizationRunReport): string {
   const p = r.scheme.params;
+  if (!p) {
+    const formats = new Map<string, number>();
+    for (const row of r.plan.rows) formats.set(row.format, (formats.get(row.format) ?? 0) + 1);
+    const origin = r.plan.origin.kind === 'file' ? r.plan.origin.path : r.scheme.name;
+    return `plan ${origin} (${[...formats].map(([f, n]) => `${f} x${n}`).join(', ')})`;
+  }
   const w = p.weights;
   const parts = [`${w.bits}-bit weights`, w.blockSize ? `block ${w.blockSize}` : w.perChannel ? 'per channel' : 'per tensor', w.symmetric ? 'symmetric' : 'asymmetric'];
   if (p.activations) parts.push(`${p.activations.signed ? 'int8' : 'uint8'} activations`);

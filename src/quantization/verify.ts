@@ -32,14 +32,18 @@ import { Session, type ExecutionProvider, type Feeds } from '../runtime/session.
 import { seededRandom } from '../util/prng.js';
 import { QuantizationError } from './schemes.js';
 
-/** A written model that did not pass verification; the message says which check and on what. */
+/**
+ * A written model that did not pass verification; the message says which check and on what. Code 'quality-gate'
+ * when it ran but missed a threshold, 'runtime' when ONNX Runtime could not load or run it.
+ */
 export class VerificationError extends QuantizationError {
   constructor(
     message: string,
     /** The figures measured before the failure, when it got that far. */
     readonly figures?: VerificationReport,
+    code: 'quality-gate' | 'runtime' = 'quality-gate',
   ) {
-    super(message);
+    super(message, code);
     this.name = 'VerificationError';
   }
 }
@@ -206,7 +210,7 @@ export async function verifyModel(
     try {
       agreement = await outputAgreement(reference, candidate, inputs.batches);
     } catch (e) {
-      throw new VerificationError(`${written}: does not run on the verification batch: ${(e as Error).message}`);
+      throw new VerificationError(`${written}: does not run on the verification batch: ${(e as Error).message}`, undefined, 'runtime');
     }
     const languageModel = decoders ? await decoderAgreement(decoders, inputs.batches) : undefined;
     const outputs = agreement.outputs;
@@ -248,7 +252,7 @@ function openOriginal<T>(open: () => Promise<T>, original: string): Promise<T> {
 }
 
 function openWritten<T>(open: () => Promise<T>, written: string): Promise<T> {
-  return openOrSay(open, written, (detail) => new VerificationError(`${written}: ONNX Runtime cannot load it: ${detail}`));
+  return openOrSay(open, written, (detail) => new VerificationError(`${written}: ONNX Runtime cannot load it: ${detail}`, undefined, 'runtime'));
 }
 
 /** Opens, or throws `error(ORT's message without the file name it starts with)`. */
@@ -274,7 +278,7 @@ async function decoderAgreement([reference, candidate]: [DecoderSession, Decoder
   try {
     c = await compareDecoders(reference, candidate, set, { window, stride: window - 1 });
   } catch (e) {
-    throw new VerificationError(`${candidate.source}: does not run on the verification batch: ${(e as Error).message}`);
+    throw new VerificationError(`${candidate.source}: does not run on the verification batch: ${(e as Error).message}`, undefined, 'runtime');
   }
   return {
     tokens: c.tokens,

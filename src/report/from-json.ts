@@ -9,13 +9,14 @@ import type { WriterReport } from '../quantization/writers/common.js';
 import { reportMeta } from './meta.js';
 import { calibrateDocument, isCalibrateReport } from './sections/calibrate.js';
 import { compareCalibDocument } from './sections/compare-calib.js';
+import { compressDocument, isCompressReport } from './sections/compress.js';
 import { evalDocument, isEvalReport } from './sections/eval.js';
 import { isQuantizationRunReport, isWriterReport, quantizationDocument, quantizationRunDocument } from './sections/quantization.js';
 import type { ReportDocument, ReportMeta } from './types.js';
 
-export type ReportKind = 'compare-calib' | 'quantize' | 'eval' | 'calibrate';
+export type ReportKind = 'compare-calib' | 'quantize' | 'eval' | 'calibrate' | 'compress';
 
-export const REPORT_KINDS: readonly ReportKind[] = ['compare-calib', 'quantize', 'eval', 'calibrate'];
+export const REPORT_KINDS: readonly ReportKind[] = ['compare-calib', 'quantize', 'eval', 'calibrate', 'compress'];
 
 /** A JSON file this command cannot turn into a page, said in one line. */
 export class ReportInputError extends OnnxCompressError {
@@ -50,6 +51,7 @@ export function documentFromJson(json: unknown, source = 'report'): { kind: Repo
     return { kind: 'compare-calib', document: compareCalibDocument(o as unknown as CompareCalibReport) };
   }
 
+  if (isCompressReport(o)) return { kind: 'compress', document: compressDocument(o) };
   if (isQuantizationRunReport(o)) return { kind: 'quantize', document: quantizationRunDocument(o) };
   const writer = o.kind === 'quantize' || o.kind === undefined || typeof o.kind !== 'string' ? findWriterReport(o) : undefined;
   if (writer) {

@@ -1,8 +1,7 @@
 // One self-contained HTML page from a ReportDocument: inline CSS, charts as inline SVG rendered offline
 // (charts.ts), no script and no URL of any kind, so the file can be mailed, archived or opened without a
 // network. A Content-Security-Policy meta tag makes a browser refuse any fetch should one ever slip in.
-import { writeSync } from 'node:fs';
-import { AtomicFiles } from '../util/atomic.js';
+import { writeTextAtomically } from '../util/atomic.js';
 import { d3Format as makeD3Format, renderChart, type ChartSection } from './charts.js';
 import type { BarSection, Cell, HeatmapSection, LineSection, NumberFormat, ReportDocument, ReportMeta, Section, TableColumn } from './types.js';
 
@@ -48,14 +47,7 @@ export async function renderReport(doc: ReportDocument): Promise<string> {
 
 /** Writes the page under a temporary name and renames it into place (an interrupted run leaves no half page). */
 export function writeReportFile(path: string, html: string): void {
-  const files = new AtomicFiles();
-  try {
-    writeSync(files.open(path), html);
-    files.commit();
-  } catch (e) {
-    files.abort();
-    throw e;
-  }
+  writeTextAtomically(path, html);
 }
 
 const META_LABELS: [keyof ReportMeta, string][] = [

@@ -4,7 +4,7 @@
 // Library code installs no process-wide handlers: it only keeps a registry of the temporary paths it has open.
 // Whoever owns the process (the CLI, src/cli/main.ts installProcessCleanup) removes them on exit and on
 // SIGINT/SIGTERM/SIGHUP by calling removePendingTemporaries; an embedding application may do the same.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { OutputError } from '../errors.js';
 
 const pending = new Set<string>();
@@ -95,5 +95,22 @@ export class AtomicFiles {
       pending.delete(f.temp);
     }
     this.files.length = 0;
+  }
+}
+
+/** Writes one text file atomically (temporary file, fsync, rename). */
+export function writeTextAtomically(path: string, text: string): void {
+  const files = new AtomicFiles();
+  try {
+    const fd = files.open(path);
+    try {
+      writeSync(fd, text);
+    } catch (e) {
+      throw ioError(path, e);
+    }
+    files.commit();
+  } catch (e) {
+    files.abort();
+    throw e;
   }
 }

@@ -4,6 +4,7 @@
 // src/quantization/pipeline.ts), which adds calibration, activation ranges, verification and timing.
 import { REPORT_FORMAT, type QuantizationRunReport } from '../../quantization/pipeline.js';
 import type { NodeReport, WriterReport } from '../../quantization/writers/common.js';
+import type { VerificationReport } from '../../quantization/verify.js';
 import { formatNumber } from '../html.js';
 import type { ReportDocument, ReportMeta, Section } from '../types.js';
 
@@ -28,16 +29,7 @@ export function isQuantizationRunReport(x: unknown): x is QuantizationRunReport 
 
 /** The quantize command's report as a page: the writer's sections, then calibration, ranges, verification, timing. */
 export function quantizationRunDocument(r: QuantizationRunReport): ReportDocument {
-  const writer: WriterReport = {
-    scheme: r.scheme.name,
-    writer: r.scheme.writer,
-    nodes: r.nodes.list,
-    skipped: r.nodes.skippedList,
-    opsetChanges: r.opsetChanges,
-    irVersion: r.irVersion,
-    notes: r.notes,
-    totals: { bytesBefore: r.weights.bytesBefore, bytesAfter: r.weights.bytesAfter },
-  };
+  const writer = writerReportOf(r);
   const e = r.engine;
   const meta: ReportMeta = {
     engine: `${e.name} ${e.version} (${e.executionProvider}, ${e.intraOpThreads === 'default' ? 'default threads' : `${e.intraOpThreads} threads`})`,
@@ -51,8 +43,12 @@ export function quantizationRunDocument(r: QuantizationRunReport): ReportDocumen
 }
 
 function runSections(r: QuantizationRunReport): Section[] {
+  return [...verificationSections(r.verification), ...calibrationSections(r)];
+}
+
+/** A verification report: the written file run beside the original. */
+export function verificationSections(v: VerificationReport): Section[] {
   const out: Section[] = [];
-  const v = r.verification;
   const lm = v.languageModel;
   out.push({
     kind: 'facts',
@@ -79,6 +75,12 @@ function runSections(r: QuantizationRunReport): Section[] {
       rows: v.outputs.map((o) => [o.output, o.elements, o.maxAbsDiff, o.cosine]),
     });
   }
+  return out;
+}
+
+/** Where a quantization's statistics came from and the activation ranges it used. */
+export function calibrationSections(r: Pick<QuantizationRunReport, 'calibration' | 'activations'>): Section[] {
+  const out: Section[] = [];
   if (r.calibration) {
     const c = r.calibration;
     out.push({
@@ -128,6 +130,21 @@ function timingSection(t: QuantizationRunReport['timing']): Section {
       ['verify', `${t.verifySeconds.toFixed(2)} s`],
       ['total', `${t.totalSeconds.toFixed(2)} s`],
     ],
+  };
+}
+
+/** The writer's part of a quantize report (the command's, or the quantize pass's in a recipe). */
+export function writerReportOf(r: Pick<QuantizationRunReport, 'scheme' | 'nodes' | 'opsetChanges' | 'irVersion' | 'notes' | 'weights'> & { plan?: QuantizationRunReport['plan'] }): WriterReport {
+  return {
+    scheme: r.scheme.name,
+    writer: r.scheme.writer,
+    ...(r.plan ? { plan: r.plan.origin, solver: r.plan.solver } : {}),
+    nodes: r.nodes.list,
+    skipped: r.nodes.skippedList,
+    opsetChanges: r.opsetChanges,
+    irVersion: r.irVersion,
+    notes: r.notes,
+    totals: { bytesBefore: r.weights.bytesBefore, bytesAfter: r.weights.bytesAfter },
   };
 }
 

@@ -1,0 +1,257 @@
+// The quantize pass: plan (a named scheme or a plan file) -> ranges for the activations the plan quantizes
+// (from the statistics an earlier calibrate pass left, a statistics file, or a calibration set collected here)
+// -> solve and rewrite. Checks everything it can before work starts; saving and verifying are the runner's.
+import { collectStatistics, type AnyActivationStatistics } from '../calibration/collect.js';
+import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
+import { checkModelMatches, readStatsFile } from '../calibration/stats-file.js';
+import { OptionError } from '../errors.js';
+import type { OnnxModel } from '../onnx/model.js';
+import { planFromScheme, plannedActivations, planRows, type PlanOrigin, type PlanRow, type QuantPlan } from '../quantization/plan.js';
+import { readPlanFile } from '../quantization/plan-file.js';
+import { activationRanges, checkClipOptions, CLIP_METHODS, DEFAULT_PERCENTILE, STANDARD_PERCENTILES, type ClipOptions, type RangeEntry } from '../quantization/ranges.js';
+import { QuantizationError, QuantOptionError, resolveScheme, type QuantParams, type SchemeOptions } from '../quantization/schemes.js';
+import type { NodeSelection, SkippedNode } from '../quantization/select.js';
+import { roundToNearest } from '../quantization/solvers.js';
+import { refuseQuantized, type NodeReport, type OpsetChange } from '../quantization/writers/common.js';
+import { rewriteModel } from '../quantization/writers/index.js';
+import { StepOptions } from './options.js';
+import type { CalibrationSummary, Pass, PassEnv, PassState } from './types.js';
+
+export interface QuantizeOptions extends SchemeOptions {
+  /** A named scheme (w8a8, w8, w4, w4a8, w4-qdq) or a plan file: exactly one. */
+  scheme?: string;
+  plan?: string;
+  /** Static QDQ: how activation ranges are clipped; default minmax. */
+  clip?: ClipOptions;
+  select?: NodeSelection;
+  /** Collect statistics here from this set (when no calibrate pass ran before). */
+  calibration?: { data: string; options?: CalibrationOptions };
+  /** Or read them from a file `calibrate` wrote for the same model file. */
+  stats?: string;
+}
+
+export interface QuantizeReport {
+  scheme: { name: QuantParams['scheme'] | 'plan'; writer: QuantParams['writer'] | 'mixed'; params?: QuantParams };
+  plan: { origin: PlanOrigin; solver: string; rows: PlanRow[] };
+  calibration: CalibrationSummary | null;
+  /** Static schemes: how ranges were clipped and the range of every activation that was quantized. */
+  activations: { method: ClipOptions['method']; percentile?: number; ranges: RangeEntry[]; skipped: { tensor: string; reason: string }[] } | null;
+  nodes: { quantized: number; skipped: number; list: NodeReport[]; skippedList: SkippedNode[] };
+  sqnrDb: { min: number; median: number; mean: number } | null;
+  weights: { bytesBefore: number; bytesAfter: number; ratio: number };
+  opsetChanges: OpsetChange[];
+  irVersion: { from?: number; to?: number };
+  notes: string[];
+  timing: { calibrationSeconds: number; rangesSeconds: number; writeSeconds: number };
+}
+
+const SCHEME_KEYS = ['bits', 'blockSize', 'symmetric', 'accuracyLevel', 'activationType', 'perChannel', 'padding', 'quantizeEmbeddings'] as const;
+
+export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
+  name: 'quantize',
+  kind: 'transform',
+  summary: 'quantize with a named scheme or a per-node plan file (QDQ, MatMulNBits, dynamic int8, GatherBlockQuantized, mixed)',
+  parse(raw, where) {
+    const o = new StepOptions(raw, where);
+    const scheme = o.string('scheme');
+    const plan = o.string('plan');
+    const options: QuantizeOptions = {
+      ...(scheme !== undefined ? { scheme } : {}),
+      ...(plan !== undefined ? { plan } : {}),
+      ...(o.has('bits') ? { bits: o.number('bits', { integer: true }) } : {}),
+      ...(o.has('blockSize') ? { blockSize: o.number('blockSize', { integer: true }) } : {}),
+      ...(o.has('symmetric') ? { symmetric: o.boolean('symmetric') } : {}),
+      ...(o.has('accuracyLevel') ? { accuracyLevel: o.number('accuracyLevel', { integer: true }) } : {}),
+      ...(o.has('activationType') ? { activationType: o.oneOf('activationType', ['uint8', 'int8'] as const) } : {}),
+      ...(o.has('perChannel') ? { perChannel: o.boolean('perChannel') } : {}),
+      ...(o.has('padding') ? { padding: o.oneOf('padding', ['pad', 'refuse'] as const) } : {}),
+      ...(o.has('quantizeEmbeddings') ? { quantizeEmbeddings: o.boolean('quantizeEmbeddings') } : {}),
+    };
+    const method = o.oneOf('clip', CLIP_METHODS);
+    const percentile = o.number('percentile', { min: 0, max: 100 });
+    if (method !== undefined || percentile !== undefined) options.clip = { method: method ?? 'percentile', ...(percentile !== undefined ? { percentile } : {}) };
+    const include = o.patterns('include');
+    const exclude = o.patterns('exclude');
+    const opTypes = o.strings('opTypes');
+    if (include || exclude || opTypes) options.select = { ...(include ? { include } : {}), ...(exclude ? { exclude } : {}), ...(opTypes ? { opTypes } : {}) };
+    const calib = o.string('calib');
+    const stats = o.string('stats');
+    if (calib !== undefined) {
+      const samples = o.number('samples', { integer: true, min: 1 });
+      const sequenceLength = o.number('seqLen', { integer: true, min: 1 });
+      const batchSize = o.number('batch', { integer: true, min: 1 });
+      const seed = o.number('seed', { integer: true, min: 0 });
+      options.calibration = {
+        data: calib,
+        options: { ...(samples ? { samples } : {}), ...(sequenceLength ? { sequenceLength } : {}), ...(batchSize ? { batchSize } : {}), ...(seed !== undefined ? { seed } : {}) },
+      };
+    }
+    if (stats !== undefined) options.stats = stats;
+    o.done();
+    try {
+      checkQuantizeOptions(options);
+    } catch (e) {
+      if (e instanceof QuantizationError || e instanceof OptionError) o.fail(e.message);
+      throw e;
+    }
+    return options;
+  },
+  outputScheme: (options) => checkQuantizeOptions(options),
+  precheck(options, model) {
+    refuseQuantized(model);
+    if (options.plan !== undefined) readPlanFile(model, options.plan); // node names, formats and blocks, before calibration
+  },
+  run: (state, options, env) => runQuantize(state, options, env),
+};
+
+/** Everything checkable without the model; throws a QuantOptionError. Returns the scheme's parameters. */
+export function checkQuantizeOptions(options: QuantizeOptions): QuantParams | undefined {
+  if ((options.scheme === undefined) === (options.plan === undefined)) throw new QuantOptionError('give exactly one of a scheme (w8a8, w8, w4, w4a8, w4-qdq) and a plan file');
+  if (options.calibration && options.stats) throw new QuantOptionError('--calib and --stats are alternatives: give one');
+  if (options.clip) checkClipOptions(options.clip);
+  if (options.plan !== undefined) {
+    const given = SCHEME_KEYS.filter((k) => options[k] !== undefined);
+    if (given.length) throw new QuantOptionError(`${given.join(', ')}: scheme options do not apply to a plan file, which sets them per node`);
+    return undefined;
+  }
+  const params = resolveScheme(options.scheme!, pickSchemeOptions(options));
+  if (options.clip && !params.activations) {
+    throw new QuantOptionError(`--clip: scheme ${params.scheme} quantizes weights only; clipping applies to activation ranges (w8a8)`);
+  }
+  return params;
+}
+
+function pickSchemeOptions(options: QuantizeOptions): SchemeOptions {
+  const out: Record<string, unknown> = {};
+  for (const k of SCHEME_KEYS) if (options[k] !== undefined) out[k] = options[k];
+  return out as SchemeOptions;
+}
+
+async function runQuantize(state: PassState, options: QuantizeOptions, env: PassEnv): Promise<{ state: PassState; report: QuantizeReport }> {
+  const params = checkQuantizeOptions(options);
+  const model = state.model;
+  refuseQuantized(model);
+  const plan: QuantPlan = params ? planFromScheme(model, params, options.select ?? {}) : readPlanFile(model, options.plan!);
+  const who = params ? `scheme ${params.scheme}` : `plan ${options.plan}`;
+  const needed = plannedActivations(plan);
+  const notes: string[] = [];
+  const next: PassState = { ...state, notes: state.notes };
+
+  // Statistics only when the plan quantizes activations; otherwise a calibration set serves verification.
+  let statistics: AnyActivationStatistics | undefined;
+  let summary: CalibrationSummary | null = null;
+  let calibrationSeconds = 0;
+  const clip: ClipOptions = options.clip ?? { method: 'minmax' };
+  if (options.clip && needed.length === 0) throw new QuantOptionError(`--clip: ${who} quantizes no activation; clipping applies to activation ranges`);
+  if (options.stats) {
+    const file = readStatsFile(options.stats);
+    checkModelMatches(file, env.modelPath, options.stats);
+    if (model !== env.original) notes.push(`statistics from ${options.stats} describe the input model; an earlier pass changed it`);
+    statistics = file.statistics;
+    summary = { from: 'stats', path: options.stats, data: statistics.data, samples: statistics.samples, tokens: statistics.tokens, batches: statistics.batches, seconds: 0, options: { ...file.calibration } };
+    if (needed.length === 0) notes.push(`${who} quantizes weights only: the statistics in ${options.stats} are not used for ranges`);
+    next.verificationSet ??= await reopenStatsData(model, file.statistics.data.source, file.calibration, notes);
+  } else if (options.calibration) {
+    const set = await openCalibrationSet(options.calibration.data, model, options.calibration.options ?? {});
+    next.verificationSet = set;
+    if (needed.length) {
+      const t = performance.now();
+      const percentile = clip.method === 'percentile' ? (clip.percentile ?? DEFAULT_PERCENTILE) : undefined;
+      // Ranges only (computed inside ONNX Runtime, which needs Reduce ops of opset 7+) when minmax is all the
+      // clipping needs; the full observers give the same min and max on older graphs.
+      const rangesOnly = clip.method === 'minmax' && (model.opset('') ?? 0) >= 7;
+      statistics = await collectStatistics(model, set, {
+        targets: { names: needed },
+        observe: rangesOnly ? 'ranges' : 'full',
+        percentiles: percentile !== undefined && !STANDARD_PERCENTILES.includes(percentile) ? [...STANDARD_PERCENTILES, percentile] : STANDARD_PERCENTILES,
+        session: env.session,
+        onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
+      });
+      calibrationSeconds = (performance.now() - t) / 1000;
+      summary = {
+        from: 'data',
+        path: options.calibration.data,
+        data: statistics.data,
+        samples: statistics.samples,
+        tokens: statistics.tokens,
+        batches: statistics.batches,
+        seconds: statistics.seconds,
+        ...(options.calibration.options ? { options: { ...options.calibration.options } } : {}),
+      };
+      next.statistics = { statistics, summary };
+    } else {
+      notes.push(`${who} quantizes weights only: the calibration set is used for verification only`);
+    }
+  } else if (state.statistics) {
+    statistics = state.statistics.statistics;
+    summary = state.statistics.summary;
+  }
+  if (needed.length && !statistics) {
+    throw new QuantOptionError(
+      `${env.modelPath}: ${who} quantizes activations, which needs calibration: give --calib SET (a calibration set) or --stats FILE (written by onnx-compress calibrate), or run a calibrate pass first`,
+    );
+  }
+
+  let t = performance.now();
+  const ranges = needed.length && statistics ? activationRanges(statistics, clip, needed) : undefined;
+  const rangesSeconds = (performance.now() - t) / 1000;
+
+  t = performance.now();
+  const solver = roundToNearest;
+  const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}) });
+  const writeSeconds = (performance.now() - t) / 1000;
+  const r = written.report;
+  if (r.nodes.length === 0) {
+    const handled = params ? ` (it rewrites ${params.opTypes.join(', ')} with a constant float weight)` : '';
+    throw new QuantizationError(
+      `${env.modelPath}: no node to quantize with ${who}${handled}${r.skipped.length ? `; skipped: ${r.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : ''}`,
+    );
+  }
+  next.model = written.model;
+  if (params) next.scheme = params;
+  const counted = r.nodes.filter((n) => !n.sharedWeight);
+  const used = new Set(r.nodes.map((n) => n.activation).filter((a): a is string => a !== undefined));
+  return {
+    state: next,
+    report: {
+      scheme: { name: r.scheme, writer: r.writer, ...(params ? { params } : {}) },
+      plan: { origin: plan.origin, solver: solver.name, rows: planRows(plan) },
+      calibration: summary,
+      activations: ranges
+        ? {
+            method: clip.method,
+            ...(ranges.percentile !== undefined ? { percentile: ranges.percentile } : {}),
+            ranges: ranges.entries.filter((e) => used.has(e.tensor)),
+            skipped: ranges.skipped,
+          }
+        : null,
+      nodes: { quantized: r.nodes.length, skipped: r.skipped.length, list: r.nodes, skippedList: r.skipped },
+      sqnrDb: summarizeSqnr(counted.map((n) => n.sqnrDb)),
+      weights: { ...r.totals, ratio: r.totals.bytesBefore > 0 ? r.totals.bytesAfter / r.totals.bytesBefore : 1 },
+      opsetChanges: r.opsetChanges,
+      irVersion: r.irVersion,
+      notes: [...notes, ...r.notes],
+      timing: { calibrationSeconds, rangesSeconds, writeSeconds },
+    },
+  };
+}
+
+async function reopenStatsData(model: OnnxModel, source: string, options: CalibrationOptions, notes: string[]) {
+  try {
+    return await openCalibrationSet(source, model, options);
+  } catch (e) {
+    notes.push(`the statistics' calibration set ${source} cannot be reopened (${(e as Error).message}): verification uses generated inputs`);
+    return undefined;
+  }
+}
+
+function summarizeSqnr(values: number[]): QuantizeReport['sqnrDb'] {
+  const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (finite.length === 0) return null;
+  const mid = finite.length >> 1;
+  return {
+    min: finite[0],
+    median: finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2,
+    mean: finite.reduce((a, v) => a + v, 0) / finite.length,
+  };
+}
