@@ -27,6 +27,7 @@ import { DataType } from '../src/onnx/types.js';
 import { activationRanges } from '../src/quantization/ranges.js';
 import { captureTensors, withRangeOutputs } from '../src/runtime/capture.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
+import { cli, oneLineError } from './support/cli.js';
 import { mulberry32 } from './support/prng.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -54,7 +55,16 @@ function rangeView(t: TensorRecord<AnyTensorStats>) {
 }
 
 function assertSameRanges(ranges: AnyActivationStatistics, full: AnyActivationStatistics): void {
-  assert.deepEqual(ranges.tensors.map(rangeView), full.tensors.map(rangeView));
+  // observe 'minmax' computes no per-channel maxima: the rest must still be equal.
+  const perTensor = ranges.options.observe === 'minmax';
+  const view = (t: TensorRecord<AnyTensorStats>) => {
+    const v = rangeView(t);
+    if (!perTensor) return v;
+    const { channelAbsMax: _, ...rest } = v;
+    return rest;
+  };
+  assert.deepEqual(ranges.tensors.map(view), full.tensors.map(view));
+  if (perTensor) for (const t of ranges.tensors) assert.ok(!('channelAbsMax' in t.stats), `${t.name}: no channel maxima with observe minmax`);
   assert.deepEqual(ranges.skipped, full.skipped);
   for (const t of ranges.tensors) {
     assert.ok(!isFullStats(t.stats), `${t.name}: range-only statistics`);
@@ -93,6 +103,7 @@ describe('range-only statistics inside ONNX Runtime', () => {
       const set = await openCalibrationSet(join(REPO, 'calibration-sets/prose'), model, { samples, sequenceLength, batchSize: 2 });
       const full = await collectStatistics(model, set, { targets, workers: 0 });
       const ranges = await collectStatistics(model, set, { targets, observe: 'ranges' });
+      assertSameRanges(await collectStatistics(model, set, { targets, observe: 'minmax' }), full);
       assert.equal(full.options.observe, 'full');
       assert.equal(ranges.options.observe, 'ranges');
       assert.deepEqual(ranges.options.targets, { set: targets });
@@ -109,8 +120,9 @@ describe('range-only statistics inside ONNX Runtime', () => {
       const model = loadModel(smallModel(opset));
       const full = await collectStatistics(model, memorySet(batches), { targets: 'all', workers: 0 });
       const ranges = await collectStatistics(model, memorySet(batches), { targets: 'all', observe: 'ranges' });
+      assertSameRanges(await collectStatistics(model, memorySet(batches), { targets: 'all', observe: 'minmax' }), full);
       assert.deepEqual(
-        ranges.tensors.map((t) => [t.name, t.dtype, t.stats.channelAbsMax.length]),
+        ranges.tensors.map((t) => [t.name, t.dtype, t.stats.channelAbsMax?.length]),
         [['negated', 'float32', 9], ['tripled', 'float32', 9], ['half', 'float16', 9], ['back', 'float32', 9], ['total', 'float32', 1]],
         `opset ${opset}`,
       );
@@ -171,7 +183,7 @@ describe('range-only statistics inside ONNX Runtime', () => {
     for (let k = 0; k < 8; k++) {
       const at = 64 + Math.floor(rand() * 64 * 3); // somewhere in rows 1..3 of the second batch
       const set = memorySet([positive(64, 1), positive(64, 2, at)]);
-      await assert.rejects(collectStatistics(model, set, { observe: 'ranges' }), (e: unknown) => {
+      await assert.rejects(collectStatistics(model, set, { observe: k % 2 ? 'minmax' : 'ranges' }), (e: unknown) => {
         assert.ok(e instanceof NonFiniteError, String(e));
         assert.equal(e.tensor, 'root');
         assert.equal(e.value, 'NaN');
@@ -181,7 +193,9 @@ describe('range-only statistics inside ONNX Runtime', () => {
       });
     }
     const infinite = memorySet([floatFeeds(64, 64, 3, (d) => d.fill(1e38))]); // finite roots, products beyond float32
-    await assert.rejects(collectStatistics(model, infinite, { targets: 'all', observe: 'ranges' }), /Infinity first appears in tensor 'product', output of node 'matmul'/);
+    for (const observe of ['ranges', 'minmax'] as const) {
+      await assert.rejects(collectStatistics(model, infinite, { targets: 'all', observe }), /Infinity first appears in tensor 'product', output of node 'matmul'/);
+    }
     const fine = await collectStatistics(model, memorySet([positive(64, 1)]), { observe: 'ranges' });
     assert.deepEqual(fine.tensors.map((t) => t.name), ['root']);
   });
@@ -264,5 +278,34 @@ describe('accumulators', () => {
       collectStatistics(model, set, { observe: 'sometimes' as 'full' }),
       (e: unknown) => e instanceof OnnxCompressError && e.code === 'bad-option' && /unknown observe mode 'sometimes'/.test(e.message),
     );
+  });
+});
+
+describe('calibrate --observe', () => {
+  it('minmax writes min and max only, which quantize --stats takes for minmax clipping and refuses for percentiles', () => {
+    const stats = join(dir, 'minmax.json');
+    const r = cli('calibrate', TINY_LLAMA, '--data', 'prose', '--samples', '4', '--seq-len', '64', '--observe', 'minmax', '--out', stats, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { observe: string; mostOutliers: unknown[]; largestRanges: { p9999?: number }[] };
+    assert.equal(report.observe, 'minmax');
+    assert.deepEqual(report.mostOutliers, []);
+    assert.ok(report.largestRanges.length > 0 && report.largestRanges.every((l) => l.p9999 === undefined));
+    const file = readStatsFile(stats);
+    assert.ok(file.statistics.tensors.every((t) => !isFullStats(t.stats) && !('channelAbsMax' in t.stats)));
+    const ok = cli('quantize', TINY_LLAMA, '--scheme', 'w8a8', '--stats', stats, '--out', join(dir, 'from-minmax.onnx'), '--json');
+    assert.equal(ok.code, 0, ok.stderr);
+    const refused = cli('quantize', TINY_LLAMA, '--scheme', 'w8a8', '--stats', stats, '--clip', 'percentile', '--out', join(dir, 'p.onnx'));
+    assert.match(oneLineError(refused), /percentile clipping needs the \|x\| percentiles \(histogram\).*ranges only/);
+  });
+
+  it('an unwritable --out is refused before any work', () => {
+    // A file where a folder should be (root may write anywhere, so permissions cannot make the case).
+    const blocker = join(dir, 'a-file');
+    writeFileSync(blocker, 'not a folder');
+    const out = join(blocker, 'stats.json');
+    const r = cli('calibrate', TINY_LLAMA, '--data', 'prose', '--samples', '4', '--out', out);
+    assert.match(oneLineError(r), /--out .*a-file\/stats.json: cannot write into .*a-file \(ENOTDIR\)/);
+    const json = cli('calibrate', TINY_LLAMA, '--data', 'prose', '--samples', '4', '--out', out, '--json');
+    assert.equal((JSON.parse(json.stderr) as { error: { code: string } }).error.code, 'io');
   });
 });

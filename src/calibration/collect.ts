@@ -3,9 +3,11 @@
 //   full    every statistic (range, moments, outliers, percentiles, entropy, histogram): each batch's targets come
 //           back as extra graph outputs of one run and go to the observers, in worker threads by default
 //           (observer-pool.ts) so that ORT runs the next batch meanwhile; at most one batch is with them at a time.
-//   ranges  min, max and per-channel |x| maxima only (what min/max clipping needs), computed inside ONNX Runtime by
-//           reductions added to the graph (runtime/capture.ts withRangeOutputs): no target tensor leaves the
-//           runtime, and the values are exactly those the full statistics would have.
+//   ranges  min, max and per-channel |x| maxima only, computed inside ONNX Runtime by reductions added to the
+//           graph (runtime/capture.ts withRangeOutputs): no target tensor leaves the runtime, and the values are
+//           exactly those the full statistics would have.
+//   minmax  min and max of each tensor only (what per-tensor min/max clipping needs), inside ONNX Runtime like
+//           'ranges' but reduced over whole tensors, which ORT does several times faster than per channel.
 //   none    no statistics: only the accumulators.
 // Accumulators (ActivationAccumulator) are the seam for per-layer statistics of other kinds (e.g. the XᵀX a
 // layer-wise quantizer needs): each names the tensors it reads and is fed their full values, batch by batch, on
@@ -39,9 +41,9 @@ import { selectTargets, type Target, type TargetOptions, type TargetSet } from '
 import { locateNonFinite, type NonFiniteReport } from './tensor-observers.js';
 
 /** Which statistics a run computes: see the top of this file. */
-export type ObserveMode = 'full' | 'ranges' | 'none';
+export type ObserveMode = 'full' | 'ranges' | 'minmax' | 'none';
 
-export const OBSERVE_MODES: readonly ObserveMode[] = ['full', 'ranges', 'none'];
+export const OBSERVE_MODES: readonly ObserveMode[] = ['full', 'ranges', 'minmax', 'none'];
 
 /**
  * Per-layer statistics of another kind than the observers', fed with the full values of its target tensors: the
@@ -60,7 +62,10 @@ export interface ActivationAccumulator {
 export interface CollectOptions extends TensorStatsOptions {
   /** Which tensors to observe: a target set ('inputs', the default, or 'all') or finer options (targets.ts). */
   targets?: TargetOptions | TargetSet;
-  /** Which statistics: 'full' (default), 'ranges' (min, max, per-channel |x| max, inside ONNX Runtime) or 'none'. */
+  /**
+   * Which statistics: 'full' (default), 'ranges' (min, max, per-channel |x| max, inside ONNX Runtime), 'minmax'
+   * (min and max of each tensor, inside ONNX Runtime) or 'none'.
+   */
   observe?: ObserveMode;
   /** Fed with the full values of their own targets, besides (or, with observe 'none', instead of) the statistics. */
   accumulators?: readonly ActivationAccumulator[];
@@ -97,7 +102,7 @@ export interface TensorRecord<S extends AnyTensorStats = TensorStats> {
   dtype: 'float32' | 'float16';
   /** Dimensions in the last batch. */
   shape: number[];
-  /** With observe 'ranges', RangeStats: only the fields computed are present. */
+  /** With observe 'ranges' or 'minmax', RangeStats: only the fields computed are present. */
   stats: S;
 }
 
@@ -165,7 +170,7 @@ export function collectStatistics(
 export function collectStatistics(
   model: OnnxModel,
   set: CalibrationSet,
-  options: CollectOptions & { observe: 'ranges' | 'none' },
+  options: CollectOptions & { observe: 'ranges' | 'minmax' | 'none' },
 ): Promise<ActivationStatistics<RangeStats>>;
 export function collectStatistics(model: OnnxModel, set: CalibrationSet, options?: CollectOptions): Promise<AnyActivationStatistics>;
 export async function collectStatistics(model: OnnxModel, set: CalibrationSet, options: CollectOptions = {}): Promise<AnyActivationStatistics> {
@@ -179,10 +184,11 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   if (observe !== 'none' && targets.length === 0) throw new ModelError(`${model.source}: no tensor matches the calibration targets`);
   const accumulated = accumulatorTargets(model, accumulators);
   const workers = observe === 'full' ? (options.workers ?? defaultObserverWorkers()) : 0;
+  const inGraph = observe === 'ranges' || observe === 'minmax';
   // With workers, ORT's idle threads must not spin on the cores the workers need.
   const sessionOptions = { ...options.session, ...(workers > 0 ? { spinning: false } : {}) };
   const capture =
-    observe === 'ranges' ? await openRangeCapture(model, targets, accumulated, sessionOptions) : await openCapture(model, targets, sessionOptions, accumulated);
+    inGraph ? await openRangeCapture(model, targets, accumulated, sessionOptions, observe === 'ranges') : await openCapture(model, targets, sessionOptions, accumulated);
   const sink =
     observe === 'full'
       ? await openObserverSink(statsOptions, workers).catch(async (e: unknown) => {
@@ -193,7 +199,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   const opened = performance.now();
   const skipped = capture.skipped;
   const observed = capture.targets.map((target) => ({ target, dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
-  const ranges = observe === 'ranges' ? observed.map(() => emptyRange()) : [];
+  const ranges = inGraph ? observed.map(() => emptyRange()) : [];
   const targetDescription = describeTargets(typeof options.targets === 'string' ? { set: options.targets } : options.targets);
   const coversEveryOutput = observe === 'full' && Object.keys(targetDescription).length === 1 && targetDescription.set === 'all';
   // What a NaN/Inf error needs of each batch still being observed: its samples and, to locate the value when
@@ -230,7 +236,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         for (const name of names) accumulator.add(name, chunkOf(outputs[name]).data, outputs[name].dims);
       }
       inFlight.delete(batches - (sink?.maxInFlight ?? 0) - 1); // observed by now: the sink holds no more batches than that
-      if (observe === 'ranges') {
+      if (inGraph) {
         const suspect = foldRanges(observed, ranges, outputs, capture);
         if (suspect) {
           // The reductions saw a NaN or an infinity (or a sum that overflowed): locate it with every output captured.
@@ -268,7 +274,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
     if (problem) await fail(problem);
     if (batches === 0) throw new ModelError(`${set.source}: the calibration set gave no batches`);
     streamed = performance.now();
-    statistics = sink ? await sink.finalize() : new Map(ranges.map((r, i) => [i, finishRange(r)]));
+    statistics = sink ? await sink.finalize() : new Map(ranges.map((r, i) => [i, finishRange(r, observe === 'ranges')]));
     for (const { accumulator } of accumulated) accumulator.finish();
   } finally {
     await Promise.all([capture.session.dispose(), sink?.close()]);
@@ -357,6 +363,7 @@ async function openRangeCapture(
   targets: readonly Target[],
   accumulated: readonly AccumulatorFeed[],
   options: CollectOptions['session'] = {},
+  perChannel = true,
 ): Promise<OpenCapture> {
   const extra = accumulated.flatMap((a) => a.names);
   const probe = await Session.create(new OnnxModel(withOutputs(model.proto, targets.map((t) => t.name), model.source), model.baseDir, model.source), {
@@ -388,6 +395,7 @@ async function openRangeCapture(
     withOutputs(model.proto, extra, model.source),
     kept.map((t, i) => ({ name: t.name, float16: dtypes[i] === 'float16', ...shapes[i] })),
     model.source,
+    perChannel,
   );
   const session = await Session.create(new OnnxModel(proto, model.baseDir, model.source), { ...options, graphOptimization: options.graphOptimization ?? 'disabled' });
   await checkAccumulatorTypes(model, outputTypes(session), extra, session);
@@ -472,10 +480,11 @@ function foldRanges(
 }
 
 /** The statistics of a running range, as minMaxObserver and magnitudeObserver would finalize them. */
-function finishRange(state: RangeState): RangeStats {
-  if (state.count === 0) return { count: 0, min: NaN, max: NaN, absMax: NaN, channelAbsMax: new Float32Array(0) };
+function finishRange(state: RangeState, perChannel: boolean): RangeStats {
+  const channels = perChannel ? { channelAbsMax: state.count === 0 ? new Float32Array(0) : Float32Array.from(state.channelAbsMax) } : {};
+  if (state.count === 0) return { count: 0, min: NaN, max: NaN, absMax: NaN, ...channels };
   // + 0 turns a -0 minimum into 0, as minMaxObserver does.
-  return { count: state.count, min: state.min + 0, max: state.max, absMax: Math.max(-state.min, state.max), channelAbsMax: Float32Array.from(state.channelAbsMax) };
+  return { count: state.count, min: state.min + 0, max: state.max, absMax: Math.max(-state.min, state.max), ...channels };
 }
 
 /** The batch's values of one tensor; float16 widened to float32. */

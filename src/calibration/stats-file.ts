@@ -13,9 +13,9 @@
 //   tensors[]    { name, producer?, dtype, shape, count, min, max, absMax, mean, std, kurtosis (null when
 //                  undefined), outliers, absPercentiles, percentileResolution, entropy (divergence null when
 //                  infinite), histogram { bins, range, countsOffset, edgesOffset }, channelAbsMax { channels, offset } }
-//                with options.observe 'ranges' (range-only statistics), each entry has only
-//                { name, producer?, dtype, shape, count, min, max, absMax, channelAbsMax }: what was not computed is
-//                absent, and a reader asking for it (quantization/ranges.ts) says so
+//                with options.observe 'ranges' or 'minmax' (range-only statistics), each entry has only
+//                { name, producer?, dtype, shape, count, min, max, absMax, channelAbsMax ('ranges' only) }: what was
+//                not computed is absent, and a reader asking for it (quantization/ranges.ts) says so
 //   skipped[]    { name, reason }
 // Binary, little-endian: "OCSTATS1", uint32 version, uint32 tensor count, then for each tensor in order its
 // counts (bins float64), edges (bins + 1 float64, -range to range) and channel maxima (float32, padded to 8 bytes);
@@ -90,7 +90,7 @@ export function writeStatsFile(
         put(float64Bytes(t.stats.histogram.counts));
         put(float64Bytes(binEdges(t.stats.histogram)));
       }
-      put(float32Bytes(t.stats.channelAbsMax, padded(t.stats.channelAbsMax.length * 4)));
+      if (t.stats.channelAbsMax) put(float32Bytes(t.stats.channelAbsMax, padded(t.stats.channelAbsMax.length * 4)));
     }
     const binary = { file: basename(binaryPath), bytes: layout.bytes, sha256: hash.digest('hex') };
     const json = {
@@ -202,7 +202,7 @@ function layOut(tensors: readonly TensorRecord<AnyTensorStats>[]): { offsets: Of
   const offsets = tensors.map((t) => {
     const bins = isFullStats(t.stats) ? t.stats.histogram.bins : -1; // -1: no counts, no edges
     const o = bins < 0 ? { counts: at, edges: at, channels: at } : { counts: at, edges: at + bins * 8, channels: at + bins * 8 + (bins + 1) * 8 };
-    at = o.channels + padded(t.stats.channelAbsMax.length * 4);
+    at = o.channels + padded((t.stats.channelAbsMax?.length ?? 0) * 4);
     return o;
   });
   return { offsets, bytes: at };
@@ -236,7 +236,8 @@ interface TensorEntry extends Omit<TensorRecord, 'stats'>, ScalarStats {
 
 /** A range-only tensor's entry. */
 interface RangeEntry extends Omit<TensorRecord, 'stats'>, Omit<RangeStats, 'channelAbsMax'> {
-  channelAbsMax: { channels: number; offset: number };
+  /** Absent when the per-channel maxima were not computed (observe 'minmax'). */
+  channelAbsMax?: { channels: number; offset: number };
 }
 
 interface StatsJson {
@@ -264,7 +265,7 @@ function tensorEntry(t: TensorRecord<AnyTensorStats>, at: Offsets): TensorEntry 
       min,
       max,
       absMax,
-      channelAbsMax: { channels: channelAbsMax.length, offset: at.channels },
+      ...(channelAbsMax ? { channelAbsMax: { channels: channelAbsMax.length, offset: at.channels } } : {}),
     };
   }
   const { histogram, channelAbsMax, kurtosis, entropy, ...scalars } = t.stats;
@@ -287,8 +288,8 @@ function tensorRecord(entry: TensorEntry | RangeEntry, binary: Buffer, binaryPat
   };
   if (!('histogram' in entry)) {
     const { name, producer, dtype, shape, count, min, max, absMax, channelAbsMax: c } = entry;
-    end(c.offset, c.channels * 4);
-    const stats: RangeStats = { count, min: min ?? NaN, max: max ?? NaN, absMax: absMax ?? NaN, channelAbsMax: readChannels(binary, c) };
+    if (c) end(c.offset, c.channels * 4);
+    const stats: RangeStats = { count, min: min ?? NaN, max: max ?? NaN, absMax: absMax ?? NaN, ...(c ? { channelAbsMax: readChannels(binary, c) } : {}) };
     return { name, ...(producer ? { producer } : {}), dtype, shape, stats };
   }
   const { name, producer, dtype, shape, histogram: h, channelAbsMax: c, kurtosis, entropy, ...scalars } = entry;

@@ -1,9 +1,13 @@
 // The calibrate pass: streams a calibration set through the current model in ONNX Runtime and leaves the
 // activation statistics for the passes after it (quantize takes its ranges from them), optionally saving them
-// as a statistics file. Its report is the calibrate command's: sizes, throughput, largest ranges, outliers.
-import { collectStatistics, OBSERVE_MODES, type ObserveMode } from '../calibration/collect.js';
+// as a statistics file. Its report is the calibrate command's (calibration/summary.ts).
+import { collectStatistics, OBSERVE_MODES, type CollectProgress, type ObserveMode } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
+import { binaryPathFor, writeStatsFile } from '../calibration/stats-file.js';
+import { calibrationReport, type CalibrationReport } from '../calibration/summary.js';
 import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
+import { OptionError } from '../errors.js';
+import { checkWritable } from '../util/atomic.js';
 import { StepOptions } from './options.js';
 import type { Pass } from './types.js';
 
@@ -13,28 +17,19 @@ export interface CalibratePassOptions {
   /** 'inputs' (what a quantizer reads, default) or 'all' node outputs. */
   targets: TargetSet;
   include?: RegExp;
-  /** 'full' (default) or 'ranges' (min/max/channel maxima only, computed inside ONNX Runtime). */
-  observe: ObserveMode;
+  /** 'full' (default), 'ranges' (min, max, channel |x| maxima) or 'minmax' (min, max), the latter two inside ONNX Runtime. */
+  observe: Exclude<ObserveMode, 'none'>;
   workers?: number;
+  /** Also save the statistics as a file (JSON + binary) that `quantize --stats` reads. */
+  save?: string;
+  /** API callers: the collector's own progress events instead of the run's progress. */
+  onProgress?: (progress: CollectProgress) => void;
 }
 
-export interface CalibratePassReport {
-  data: { source: string; kind: string; sampleCount: number; tokenCount: number };
-  observe: ObserveMode;
-  targets: TargetSet;
-  tensors: number;
-  skipped: number;
-  samples: number;
-  tokens: number;
-  batches: number;
-  seconds: number;
-  tokensPerSecond: number;
-}
-
-export const calibratePass: Pass<CalibratePassOptions, CalibratePassReport> = {
+export const calibratePass: Pass<CalibratePassOptions, CalibrationReport> = {
   name: 'calibrate',
   kind: 'analysis',
-  summary: 'run a calibration set through the model and keep activation statistics for the passes after it',
+  summary: 'run a calibration set through the model and keep activation statistics for the passes after it (and in a file)',
   parse(raw, where) {
     const o = new StepOptions(raw, where);
     const data = o.string('data') ?? o.fail('"data" (a calibration set) is required');
@@ -44,8 +39,9 @@ export const calibratePass: Pass<CalibratePassOptions, CalibratePassReport> = {
     const seed = o.number('seed', { integer: true, min: 0 });
     const targets = o.oneOf('targets', TARGET_SETS) ?? 'inputs';
     const include = o.pattern('include');
-    const observe = o.oneOf('observe', OBSERVE_MODES.filter((m) => m !== 'none')) ?? 'full';
+    const observe = o.oneOf('observe', ['full', 'ranges', 'minmax'] as const) ?? 'full';
     const workers = o.number('workers', { integer: true, min: 0 });
+    const save = o.string('save');
     o.done();
     return {
       data,
@@ -54,17 +50,29 @@ export const calibratePass: Pass<CalibratePassOptions, CalibratePassReport> = {
       ...(include ? { include } : {}),
       observe,
       ...(workers !== undefined ? { workers } : {}),
+      ...(save !== undefined ? { save } : {}),
     };
   },
+  precheck(options) {
+    if (!OBSERVE_MODES.includes(options.observe)) throw new OptionError(`observe must be one of full, ranges, minmax, got '${String(options.observe)}'`);
+    if (options.save !== undefined) {
+      checkWritable(options.save, `--out ${options.save}`);
+      checkWritable(binaryPathFor(options.save), `--out ${options.save} (its binary file)`);
+    }
+  },
   async run(state, options, env) {
+    if (options.save !== undefined && state.model !== env.original) {
+      throw new OptionError(`save ${options.save}: a statistics file describes the input model file, and an earlier pass changed the model`);
+    }
     const set = await openCalibrationSet(options.data, state.model, options.calibration);
     const statistics = await collectStatistics(state.model, set, {
       targets: { set: options.targets, ...(options.include ? { include: options.include } : {}) },
       observe: options.observe,
       ...(options.workers !== undefined ? { workers: options.workers } : {}),
       session: env.session,
-      ...(env.onProgress ? { onProgress: (p) => env.onProgress!('calibration', p.samples, p.totalSamples) } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : env.onProgress ? { onProgress: (p) => env.onProgress!('calibration', p.samples, p.totalSamples) } : {}),
     });
+    const written = options.save !== undefined ? writeStatsFile(options.save, statistics, { modelPath: env.modelPath, calibration: options.calibration }) : undefined;
     const summary = {
       from: 'data' as const,
       path: options.data,
@@ -75,20 +83,6 @@ export const calibratePass: Pass<CalibratePassOptions, CalibratePassReport> = {
       seconds: statistics.seconds,
       options: { ...options.calibration },
     };
-    return {
-      state: { ...state, statistics: { statistics, summary }, verificationSet: set },
-      report: {
-        data: statistics.data,
-        observe: options.observe,
-        targets: options.targets,
-        tensors: statistics.tensors.length,
-        skipped: statistics.skipped.length,
-        samples: statistics.samples,
-        tokens: statistics.tokens,
-        batches: statistics.batches,
-        seconds: statistics.seconds,
-        tokensPerSecond: statistics.tokens / Math.max(1e-9, statistics.timing.streamSeconds),
-      },
-    };
+    return { state: { ...state, statistics: { statistics, summary }, verificationSet: set }, report: calibrationReport(statistics, written) };
   },
 };

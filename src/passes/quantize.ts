@@ -157,12 +157,12 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     if (needed.length) {
       const t = performance.now();
       const percentile = clip.method === 'percentile' ? (clip.percentile ?? DEFAULT_PERCENTILE) : undefined;
-      // Ranges only (computed inside ONNX Runtime, which needs Reduce ops of opset 7+) when minmax is all the
+      // Per-tensor min and max only (computed inside ONNX Runtime, which needs opset 7+) when minmax is all the
       // clipping needs; the full observers give the same min and max on older graphs.
-      const rangesOnly = clip.method === 'minmax' && (model.opset('') ?? 0) >= 7;
+      const minmaxOnly = clip.method === 'minmax' && (model.opset('') ?? 0) >= 7;
       statistics = await collectStatistics(model, set, {
         targets: { names: needed },
-        observe: rangesOnly ? 'ranges' : 'full',
+        observe: minmaxOnly ? 'minmax' : 'full',
         percentiles: percentile !== undefined && !STANDARD_PERCENTILES.includes(percentile) ? [...STANDARD_PERCENTILES, percentile] : STANDARD_PERCENTILES,
         session: env.session,
         onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,

@@ -3,7 +3,7 @@
 // a fresh staging folder beside the output, runs the check passes on the saved files (verification always, with
 // its defaults when the recipe does not list it), and renames the result into place. A run that fails at any
 // point leaves nothing at the output path.
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { modelSize } from '../decoding/model-size.js';
 import { OptionError, OutputError } from '../errors.js';
@@ -13,7 +13,7 @@ import { saveModel } from '../onnx/save.js';
 import { resolveOutput, type OutputTarget } from '../quantization/output-names.js';
 import type { QuantParams } from '../quantization/schemes.js';
 import { engineInfo, VerificationError, type EngineInfo, type VerificationReport } from '../quantization/verify.js';
-import { temporaryUntilDone } from '../util/atomic.js';
+import { checkWritable, temporaryUntilDone } from '../util/atomic.js';
 import type { Pass, PassEnv, PassKind, PassState, SessionChoice, Step } from './types.js';
 import { verifyPass } from './verify.js';
 
@@ -222,14 +222,7 @@ function checkOutput(model: OnnxModel, modelPath: string, out: string, scheme: Q
     }
   }
   // The folder is created only when there is something to save; now, the nearest existing one must be writable.
-  let dir = dirname(resolve(target.path));
-  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
-  try {
-    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
-    accessSync(dir, constants.W_OK);
-  } catch (e) {
-    throw new OutputError(`--out ${target.path}: cannot write into ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  checkWritable(target.path, `--out ${target.path}`);
   return target;
 }
 

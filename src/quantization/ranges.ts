@@ -71,10 +71,10 @@ export function rangeFromStats(stats: AnyTensorStats, options: ClipOptions, tens
   const { min, max } = stats;
   if (options.method === 'minmax') return [min, max];
   if (!isFullStats(stats)) {
-    // Range-only statistics (collected with observe 'ranges') hold min, max and per-channel |x| maxima only.
+    // Range-only statistics (observe 'ranges' or 'minmax') hold min, max (and per-channel |x| maxima) only.
     const missing = options.method === 'entropy' ? 'the entropy threshold (histogram)' : 'the |x| percentiles (histogram)';
     throw new QuantizationError(
-      `${options.method} clipping needs ${missing}${tensor ? ` of '${tensor}'` : ''}, but the statistics hold ranges only (collected with observe 'ranges'); collect full statistics or use minmax clipping`,
+      `${options.method} clipping needs ${missing}${tensor ? ` of '${tensor}'` : ''}, but the statistics hold ranges only (observe 'ranges' or 'minmax'); collect full statistics or use minmax clipping`,
     );
   }
   switch (options.method) {

@@ -4,7 +4,8 @@
 // Library code installs no process-wide handlers: it only keeps a registry of the temporary paths it has open.
 // Whoever owns the process (the CLI, src/cli/main.ts installProcessCleanup) removes them on exit and on
 // SIGINT/SIGTERM/SIGHUP by calling removePendingTemporaries; an embedding application may do the same.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { OutputError } from '../errors.js';
 
 const pending = new Set<string>();
@@ -113,4 +114,20 @@ export function writeTextAtomically(path: string, text: string): void {
     files.abort();
     throw e;
   }
+}
+
+/**
+ * Throws an OutputError (naming `what`, e.g. '--out stats.json') unless `path` can be written: its folder, or the
+ * nearest existing folder above it, is a writable folder. Creates nothing, so a run can check before its work.
+ */
+export function checkWritable(path: string, what: string): void {
+  let dir = dirname(resolve(path));
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new OutputError(`${what}: cannot write into ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (existsSync(path) && statSync(path).isDirectory()) throw new OutputError(`${what}: is a folder`);
 }

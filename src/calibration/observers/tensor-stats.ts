@@ -88,7 +88,8 @@ export interface TensorStats {
  * of TensorStats a min/max quantizer reads, with the same values the full statistics would have. The others
  * (moments, outliers, percentiles, entropy, histogram) were not computed and are absent, not zero.
  */
-export type RangeStats = Pick<TensorStats, 'count' | 'min' | 'max' | 'absMax' | 'channelAbsMax'>;
+/** Ranges only: per-tensor extremes, and per-channel |x| maxima unless they were not asked for (observe 'minmax'). */
+export type RangeStats = Pick<TensorStats, 'count' | 'min' | 'max' | 'absMax'> & { channelAbsMax?: Float32Array };
 
 /** Full statistics, or ranges only. */
 export type AnyTensorStats = TensorStats | RangeStats;

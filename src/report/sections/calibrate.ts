@@ -53,11 +53,12 @@ export function calibrateSections(r: CalibrateReportLike): Section[] {
     sections.push({
       kind: 'bar',
       title: 'Largest ranges',
-      caption: '|x| max, the 99.99th percentile of |x| and the entropy (KL-optimal) threshold of the tensors with the widest ranges.',
+      caption: '|x| max, the 99.99th percentile of |x| and the entropy (KL-optimal) threshold of the tensors with the widest ranges (|x| max alone for range-only statistics).',
       data: r.largestRanges.flatMap((t) => [
         { category: t.name, series: '|x| max', value: t.absMax },
-        { category: t.name, series: '|x| p99.99', value: t.p9999 },
-        { category: t.name, series: 'entropy threshold', value: Math.max(Math.abs(t.entropy[0]), Math.abs(t.entropy[1])) },
+        // Range-only statistics (observe ranges/minmax) have no percentiles or entropy thresholds.
+        ...(t.p9999 !== undefined ? [{ category: t.name, series: '|x| p99.99', value: t.p9999 }] : []),
+        ...(t.entropy ? [{ category: t.name, series: 'entropy threshold', value: Math.max(Math.abs(t.entropy[0]), Math.abs(t.entropy[1])) }] : []),
       ]),
       valueTitle: 'magnitude',
       format: '.3~g',
@@ -71,9 +72,9 @@ export function calibrateSections(r: CalibrateReportLike): Section[] {
       rows: r.mostOutliers.map((t) => [
         t.name,
         t.op,
-        t.atLeastMagnitude,
-        t.beyondSigmas[0] === t.beyondSigmas[1] ? String(t.beyondSigmas[0]) : `${t.beyondSigmas[0]}-${t.beyondSigmas[1]}`,
-        t.kurtosis,
+        t.atLeastMagnitude ?? null,
+        !t.beyondSigmas ? null : t.beyondSigmas[0] === t.beyondSigmas[1] ? String(t.beyondSigmas[0]) : `${t.beyondSigmas[0]}-${t.beyondSigmas[1]}`,
+        t.kurtosis ?? null,
         t.absMax,
       ]),
     });
