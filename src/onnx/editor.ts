@@ -25,6 +25,7 @@ export interface OpsetChange {
 export type GraphChange =
   | { kind: 'node-replaced'; node: string; by: string[] }
   | { kind: 'node-removed'; node: string }
+  | { kind: 'node-added'; node: string }
   | { kind: 'dead-node-removed'; node: string }
   | { kind: 'initializer-added'; name: string; dims: number[] }
   | { kind: 'initializer-replaced'; name: string; dimsBefore: number[]; dims: number[] }
@@ -56,6 +57,7 @@ export class GraphEditor {
   private readonly renames = new Map<string, string>();
   private readonly typed = new Map<string, TypeProto>();
   private readonly newOutputs: ValueInfoProto[] = [];
+  private readonly appended: NodeProto[] = [];
   private readonly opsets = new Map<string, number>();
   private readonly superseded = new Set<string>();
   private dead = false;
@@ -88,6 +90,14 @@ export class GraphEditor {
     this.replaced.set(node, [...nodes]);
   }
 
+  /**
+   * Nodes that run after every node of the graph (they read graph values or each other, in the order given):
+   * what a pass adds beside the model rather than inside it, such as reductions of captured values.
+   */
+  append(nodes: readonly NodeProto[]): void {
+    this.appended.push(...nodes);
+  }
+
   /** The node goes; whatever read its outputs must be rewired (renameReads) or removed too. */
   remove(node: NodeProto): void {
     this.replace(node, []);
@@ -117,9 +127,14 @@ export class GraphEditor {
     this.typed.set(name, tensorType(dtype, shape));
   }
 
-  /** Makes a value a graph output (ONNX Runtime then returns it). */
-  addOutput(name: string, dtype?: DataType, shape?: readonly Dim[]): void {
-    this.newOutputs.push({ name, ...(dtype !== undefined ? { type: tensorType(dtype, shape) } : {}), metadataProps: [] });
+  /**
+   * Makes a value a graph output (ONNX Runtime then returns it), typed by an element type (and shape), by a whole
+   * TypeProto, or untyped (ONNX Runtime infers it). A value that is already an output is left as it is.
+   */
+  addOutput(name: string, type?: DataType | TypeProto, shape?: readonly Dim[]): void {
+    if (this.model.graph.output.some((o) => o.name === name) || this.newOutputs.some((o) => o.name === name)) return;
+    const typed = type === undefined ? undefined : typeof type === 'number' ? tensorType(type, shape) : structuredClone(type);
+    this.newOutputs.push({ name, ...(typed ? { type: typed } : {}), metadataProps: [] });
   }
 
   /** The new nodes need at least this opset of `domain` ('' is the default domain). */
@@ -142,7 +157,8 @@ export class GraphEditor {
       changes.push(by.length ? { kind: 'node-replaced', node: label(node), by: by.map((n) => n.name ?? n.opType ?? '') } : { kind: 'node-removed', node: label(node) });
     }
 
-    let nodes = g.node.flatMap((n) => this.replaced.get(n) ?? [n]);
+    let nodes = [...g.node.flatMap((n) => this.replaced.get(n) ?? [n]), ...this.appended];
+    for (const n of this.appended) changes.push({ kind: 'node-added', node: n.name ?? n.opType ?? '' });
     let outputs = [...g.output, ...this.newOutputs];
     if (this.renames.size) {
       const rename = (name: string): string => this.renames.get(name) ?? name;

@@ -7,10 +7,10 @@
 // nothing is guessed.
 import { intAttr, intsAttr } from '../onnx/attributes.js';
 import { makeNode } from '../onnx/builder.js';
+import { GraphEditor } from '../onnx/editor.js';
 import { usedNames } from '../onnx/graph.js';
 import { loadModel, ModelError, OnnxModel } from '../onnx/model.js';
-import { makeTensor } from '../onnx/tensor.js';
-import { DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, type ValueInfoProto } from '../onnx/types.js';
+import { DataType, type GraphProto, type ModelProto, type NodeProto, type TypeProto } from '../onnx/types.js';
 import { type Feeds, type Outputs, Session, type SessionOptions } from './session.js';
 
 export interface CaptureOptions extends SessionOptions {
@@ -21,25 +21,26 @@ export interface CaptureOptions extends SessionOptions {
   graphOptimization?: SessionOptions['graphOptimization'];
 }
 
-/** The model's proto with `names` appended to graph.output; the given proto is not modified. */
+/** The model's proto with `names` appended to graph.output (through the graph editor); the given proto is not modified. */
 export function withOutputs(proto: ModelProto, names: readonly string[], source = 'model'): ModelProto {
-  const graph = proto.graph;
-  if (!graph) throw new ModelError(`${source}: model has no graph`);
-  const have = new Set(graph.output.map((o) => o.name));
-  const types = knownTypes(graph);
-  const produced = new Set([...graph.input.map((v) => v.name), ...graph.initializer.map((t) => t.name)]);
-  for (const n of graph.node) for (const o of n.output) produced.add(o);
-  const added: ValueInfoProto[] = [];
+  const edit = editorOf(proto, source);
+  const types = knownTypes(edit.model.graph);
   for (const name of new Set(names)) {
-    if (have.has(name)) continue;
-    if (!name || !produced.has(name)) {
-      throw new ModelError(`${source}: cannot capture '${name}': no node, input or initializer of the main graph produces it`);
-    }
-    const type = types.get(name);
-    added.push({ name, metadataProps: [], ...(type ? { type: structuredClone(type) } : {}) });
+    checkProduced(edit, name, source, 'capture');
+    edit.addOutput(name, types.get(name));
   }
-  // Shallow copies down to the output list: the (possibly large) initializers stay shared, never edited.
-  return { ...proto, graph: { ...graph, output: [...graph.output, ...added] } };
+  return edit.finish().model.proto;
+}
+
+function editorOf(proto: ModelProto, source: string): GraphEditor {
+  if (!proto.graph) throw new ModelError(`${source}: model has no graph`);
+  return new GraphEditor(new OnnxModel(proto, undefined, source));
+}
+
+function checkProduced(edit: GraphEditor, name: string, source: string, verb: string): void {
+  if (!name || !(edit.index.producer(name) || edit.index.graphInput(name) || edit.index.initializer(name))) {
+    throw new ModelError(`${source}: cannot ${verb} '${name}': no node, input or initializer of the main graph produces it`);
+  }
 }
 
 const INT64_MAX = 2n ** 63n - 1n;
@@ -94,31 +95,23 @@ export function withRangeOutputs(
   /** false: the extremes of the whole tensor only (one 'channel'), which ONNX Runtime reduces several times faster. */
   perChannel = true,
 ): { proto: ModelProto; outputs: RangeOutputs[] } {
-  const graph = proto.graph;
-  if (!graph) throw new ModelError(`${source}: model has no graph`);
+  const edit = editorOf(proto, source);
   const opset = proto.opsetImport.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx')?.version;
   if (opset === undefined || opset < 7) throw new ModelError(`${source}: ranges inside ONNX Runtime need default-domain opset 7 or later, the model has ${opset ?? 'none'}`);
-  const produced = new Set([...graph.input.map((v) => v.name), ...graph.initializer.map((t) => t.name)]);
-  for (const n of graph.node) for (const o of n.output) produced.add(o);
-  // One prefix no name of the model starts with, so added names cannot clash.
+  // One prefix no name of the model starts with, so the added names read as one family and cannot clash.
   const used = [...usedNames(proto)];
   let prefix = 'onnx_compress_range';
   for (let k = 1; used.some((n) => n.startsWith(prefix)); k++) prefix = `onnx_compress_range${k}`;
   const at = (name: string) => `${prefix}/${name}`;
-  const initializers = new Map<string, TensorProto>();
+  const constants = new Map<string, string>();
   /** An int64 constant, added once. */
   const int64 = (name: string, values: readonly bigint[]): string => {
-    if (!initializers.has(at(name))) initializers.set(at(name), makeTensor(at(name), DataType.INT64, [values.length], BigInt64Array.from(values)));
-    return at(name);
+    let made = constants.get(name);
+    if (!made) constants.set(name, (made = edit.tensor(at(name), DataType.INT64, [values.length], BigInt64Array.from(values))));
+    return made;
   };
   const nodes: NodeProto[] = [];
-  const outputNames = new Set(graph.output.map((o) => o.name));
-  const added: ValueInfoProto[] = [];
-  const addOutput = (name: string, elemType: DataType): void => {
-    if (outputNames.has(name)) return;
-    outputNames.add(name);
-    added.push({ name, metadataProps: [], type: { tensorType: { elemType } } });
-  };
+  const addOutput = (name: string, elemType: DataType): void => edit.addOutput(name, elemType);
   const outputs: RangeOutputs[] = [];
   const reduce = (op: 'ReduceMin' | 'ReduceMax', input: string, output: string, axes: number[]): NodeProto =>
     opset >= 18
@@ -128,7 +121,7 @@ export function withRangeOutputs(
   targets.forEach((t, i) => {
     if (seen.has(t.name)) return;
     seen.add(t.name);
-    if (!t.name || !produced.has(t.name)) throw new ModelError(`${source}: cannot observe '${t.name}': no node, input or initializer of the main graph produces it`);
+    checkProduced(edit, t.name, source, 'observe');
     const n = (what: string) => at(`${i}/${what}`);
     let x = t.name;
     if (t.float16) {
@@ -181,13 +174,8 @@ export function withRangeOutputs(
     outputs.push({ target: t.name, shape: n('shape'), channelMin: n('channel_min'), channelMax: n('channel_max'), sum: n('sum') });
   });
   // The added nodes read nothing but their target and each other, so appending them keeps the order topological.
-  return {
-    proto: {
-      ...proto,
-      graph: { ...graph, node: [...graph.node, ...nodes], initializer: [...graph.initializer, ...initializers.values()], output: [...graph.output, ...added] },
-    },
-    outputs,
-  };
+  edit.append(nodes);
+  return { proto: edit.finish().model.proto, outputs };
 }
 
 function knownTypes(graph: GraphProto): Map<string, TypeProto> {
