@@ -18,7 +18,7 @@
 //   (a random-weight decoder of TinyLlama-1.1B's width, scripts/build-large-decoder.ts, 2 layers by default, built in
 //   a temporary folder; token ids as data; batch 1, 4 batches)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
@@ -31,6 +31,7 @@ import { table } from '../src/cli/output.js';
 import { loadModel, OnnxModel } from '../src/onnx/model.js';
 import { withOutputs } from '../src/runtime/capture.js';
 import { type Feeds, Session } from '../src/runtime/session.js';
+import { machineFacts } from './support/machine.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_ROUNDS = 5;
@@ -240,12 +241,7 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
   const report = {
     date: new Date().toISOString(),
     machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      memoryBytes: totalmem(),
-      platform: process.platform,
-      arch: process.arch,
-      node: process.version,
+      ...machineFacts(),
       loadAverage1m: { start: loadAtStart, perRound: load },
     },
     onnxRuntime: { version: env.versions.node ?? env.versions.common, executionProvider: 'cpu', intraOpThreads: args.threads ?? `ONNX Runtime default (${cpus().length} cores)` },

@@ -4,7 +4,7 @@
 //
 //   npx tsc -p . && node dist/bench/decode-speed.js [--threads N] [--cuda] [model.onnx ...]   (default: models/tiny-llama/model.onnx)
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
@@ -13,6 +13,7 @@ import { DecoderSession } from '../src/decoding/decoder-session.js';
 import { modelSize } from '../src/decoding/model-size.js';
 import { measureSpeed, type SpeedReport } from '../src/decoding/speed.js';
 import { loadModel } from '../src/onnx/model.js';
+import { machineFacts } from './support/machine.js';
 
 const PREFILL_TOKENS = 512;
 const DECODE_TOKENS = 128;
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
 
   const report = {
     date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), platform: process.platform, arch: process.arch, node: process.version },
+    machine: machineFacts(),
     onnxRuntime: { version: env.versions.node ?? env.versions.common, executionProvider: cuda ? 'cuda' : 'cpu', intraOpThreads: threads ?? `ONNX Runtime default (${cpus().length} cores)` },
     method: { batch: 1, prefillTokens: PREFILL_TOKENS, decodeTokens: DECODE_TOKENS, decodePrompt: 16, repeats: REPEATS, statistic: 'median after one warm-up run' },
     results,

@@ -17,7 +17,7 @@
 //
 //   npx tsc -p . && node dist/bench/mixed-plan.js [--max-tokens N (default 50000; 0: all)] [--threads N] [--keep DIR]
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
@@ -36,6 +36,7 @@ import { planFromScheme, plannedActivations, type QuantPlan } from '../src/quant
 import { activationRanges } from '../src/quantization/ranges.js';
 import { resolveScheme } from '../src/quantization/schemes.js';
 import { rewriteModel, type WriterReport } from '../src/quantization/writers/index.js';
+import { machineFacts } from './support/machine.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL = 'models/tiny-llama/model.onnx';
@@ -179,12 +180,7 @@ async function main(): Promise<void> {
     const result = {
       date: started.toISOString(),
       machine: {
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: cpus().length,
-        memoryBytes: totalmem(),
-        platform: process.platform,
-        arch: process.arch,
-        node: process.version,
+        ...machineFacts(),
         loadAverageAtStart: loadAtStart,
         loadAverageAtEnd: loadavg(),
       },

@@ -20,7 +20,7 @@
 //   npx tsc -p . && node dist/bench/quant-figures.js [--quality-only | --speed-only] [--max-tokens N (default 50000; 0: all)] [--rounds N]
 //        [--threads N] [--layers N] [--hidden N] [--intermediate N] [--keep DIR]
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
@@ -36,6 +36,7 @@ import { readScoringSet, resolveTextSet } from '../src/decoding/text-set.js';
 import { loadModel } from '../src/onnx/model.js';
 import { quantizePass, type QuantizePassOptions, type QuantizationRunReport } from '../src/quantization/pipeline.js';
 import { buildLargeDecoder, LARGE_DECODER } from '../scripts/build-large-decoder.js';
+import { machineFacts } from './support/machine.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SAMPLE_MODELS = ['models/tiny-llama', 'models/tiny-gpt2'];
@@ -364,12 +365,7 @@ async function main(): Promise<void> {
     const report = {
       date: started.toISOString(),
       machine: {
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: cpus().length,
-        memoryBytes: totalmem(),
-        platform: process.platform,
-        arch: process.arch,
-        node: process.version,
+        ...machineFacts(),
         loadAverageAtStart: loadAtStart,
         loadAverageAtEnd: loadavg(),
         shared: 'the machine runs other jobs at the same time; speed figures are the best and median of interleaved rounds',

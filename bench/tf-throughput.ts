@@ -6,7 +6,7 @@
 //
 //   npx tsc -p . && node dist/bench/tf-throughput.js [--model models/tiny-llama/model.onnx] [--batch 8] [--seq 128] [--repeats 3]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -14,6 +14,7 @@ import { table } from '../src/cli/output.js';
 import { loadModel } from '../src/onnx/model.js';
 import { type BackendName, crossEntropy, selectBackend, TfModel } from '../src/runtime/tf/index.js';
 import { batchFeeds, cacheLayout, type TokenBatch, trainableWeights } from '../src/training/index.js';
+import { machineFacts } from './support/machine.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   };
   const result = {
     date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryBytes: totalmem(), platform: process.platform, arch: process.arch, node: process.version, loadAverage1mBefore: loadBefore, loadAverage1mAfter: loadavg()[0], note: 'shared machine: other jobs were running; figures are indicative' },
+    machine: { ...machineFacts(), loadAverage1mBefore: loadBefore, loadAverage1mAfter: loadavg()[0], note: 'shared machine: other jobs were running; figures are indicative' },
     versions: {
       'onnxruntime-node': version('onnxruntime-node'),
       '@tensorflow/tfjs-core': version('@tensorflow/tfjs-core'),

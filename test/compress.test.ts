@@ -12,10 +12,9 @@ import { basename, dirname, join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { InferenceSession } from 'onnxruntime-node';
-import { main } from '../src/cli/main.js';
 import { PASSES } from '../src/passes/registry.js';
 import { chromiumSkipReason, dumpDom } from './support/chromium.js';
-import { BIN, cli, oneLineError, type CliResult } from './support/cli.js';
+import { BIN, cli, cliInProcess, oneLineError } from './support/cli.js';
 
 // Recipes name their files (plans, data sets) relative to the current directory, as the command line does.
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -23,7 +22,6 @@ process.chdir(REPO);
 
 const TINY = 'models/tiny-llama/model.onnx';
 const GPT2 = 'models/tiny-gpt2/model.onnx';
-const MODELS = [TINY, GPT2] as const;
 const SHIPPED = readdirSync('recipes')
   .filter((f) => f.endsWith('.json'))
   .sort()
@@ -244,21 +242,6 @@ describe('compress: the same model as the quantize command', () => {
   });
 });
 
-/** Runs the CLI in this process, capturing stderr (a failing command prints nothing on stdout). */
-async function inProcess(...args: string[]): Promise<CliResult> {
-  const write = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'onnx-compress', ...args]);
-    return { code, stdout: '', stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 describe('compress: bad input, one line naming the recipe and step, nothing written', () => {
   interface Case {
@@ -282,12 +265,12 @@ describe('compress: bad input, one line naming the recipe and step, nothing writ
     const args = ['compress', TINY, '--recipe', recipePath, ...(c.out === false ? [] : ['--out', out])];
     const before = readdirSync(dirname(TINY)).sort();
     // The first case runs the real binary; the others main() in this process (what the binary calls).
-    const text = first ? cli(...args) : await inProcess(...args);
+    const text = first ? cli(...args) : await cliInProcess(...args);
     first = false;
     assert.notEqual(text.code, 0);
     const line = oneLineError(text);
     assert.match(line, new RegExp(`^onnx-compress: ${c.message(escape(recipePath), escape(out)).source}$`));
-    const json = await inProcess(...args, '--json');
+    const json = await cliInProcess(...args, '--json');
     assert.notEqual(json.code, 0);
     assert.equal(json.stderr.trimEnd().split('\n').length, 1, json.stderr);
     const error = JSON.parse(json.stderr).error;
@@ -403,7 +386,7 @@ describe('compress: bad input, one line naming the recipe and step, nothing writ
 
   it('a recipe file that does not exist', async () => {
     const missing = join(dir, 'no-such-recipe.json');
-    assert.match(oneLineError(await inProcess('compress', TINY, '--recipe', missing, '--out', join(dir, 'never.onnx'))), new RegExp(`^onnx-compress: --recipe ${escape(missing)}: no such file$`));
+    assert.match(oneLineError(await cliInProcess('compress', TINY, '--recipe', missing, '--out', join(dir, 'never.onnx'))), new RegExp(`^onnx-compress: --recipe ${escape(missing)}: no such file$`));
     assert.ok(!existsSync(join(dir, 'never.onnx')));
   });
 });

@@ -20,8 +20,8 @@ import { PLAN_FORMAT, PLAN_VERSION, readPlanFile, resolvePlan, type PlanEntry } 
 import { planFromScheme, plannedActivations, planRows, type QuantPlan } from '../src/quantization/plan.js';
 import { QuantOptionError, resolveScheme, SCHEME_NAMES } from '../src/quantization/schemes.js';
 import { quantizeModel, rewriteModel } from '../src/quantization/writers/index.js';
-import { captureTensors } from '../src/runtime/capture.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
+import { minMaxRanges } from './support/ranges.js';
 
 const TINY = 'models/tiny-llama/model.onnx';
 const GPT2 = 'models/tiny-gpt2/model.onnx';
@@ -73,22 +73,6 @@ async function logitsOf(model: string | OnnxModel, feeds: Feeds): Promise<Float3
   }
 }
 
-/** Min/max of every MatMul/Gemm/Conv activation input over one batch: what a minmax calibrator gives. */
-async function minMaxRanges(model: OnnxModel, feeds: Feeds): Promise<Map<string, [number, number]>> {
-  const names = [...new Set(model.graph.node.filter((n) => ['MatMul', 'Gemm', 'Conv'].includes(n.opType ?? '')).map((n) => n.input[0]))];
-  const captured = await captureTensors(model, names, feeds);
-  const ranges = new Map<string, [number, number]>();
-  for (const [name, t] of Object.entries(captured)) {
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of t.data as Float32Array) {
-      lo = Math.min(lo, v);
-      hi = Math.max(hi, v);
-    }
-    ranges.set(name, [lo, hi]);
-  }
-  return ranges;
-}
 
 /** Cosine of the flattened logits and the share of positions whose arg-max token agrees. */
 function agreement(reference: Float32Array, candidate: Float32Array, vocab: number): { cosine: number; top1: number } {

@@ -18,11 +18,11 @@ import { DataType, type ModelProto } from '../src/onnx/types.js';
 import { resolveScheme, SCHEME_NAMES } from '../src/quantization/schemes.js';
 import { isSelected, selectTargets } from '../src/quantization/select.js';
 import { quantizeModel, type WriterResult } from '../src/quantization/writers/index.js';
-import { captureTensors } from '../src/runtime/capture.js';
 import { fromOrtTensor, toOrtTensor } from '../src/runtime/ort-tensor.js';
 import { Session, type Feeds, type GraphOptimization } from '../src/runtime/session.js';
 import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
+import { minMaxRanges } from './support/ranges.js';
 
 const TINY = 'models/tiny-llama/model.onnx';
 const CONV = join(TESTDATA_ROOT, 'pytorch-converted', 'test_Conv2d');
@@ -86,22 +86,6 @@ function tinyFeeds(): Feeds {
   return feeds;
 }
 
-/** Min/max of every MatMul/Gemm/Conv activation input over one run: the ranges a MinMax calibrator gives. */
-async function minMaxRanges(model: OnnxModel, feeds: Feeds): Promise<Map<string, [number, number]>> {
-  const names = [...new Set(model.graph.node.filter((n) => ['MatMul', 'Gemm', 'Conv'].includes(n.opType ?? '')).map((n) => n.input[0]))];
-  const captured = await captureTensors(model, names, feeds);
-  const ranges = new Map<string, [number, number]>();
-  for (const [name, t] of Object.entries(captured)) {
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of t.data as Float32Array) {
-      lo = Math.min(lo, v);
-      hi = Math.max(hi, v);
-    }
-    ranges.set(name, [lo, hi]);
-  }
-  return ranges;
-}
 
 describe('writers on tiny-llama', () => {
   const model = loadModel(TINY);

@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { main } from '../src/cli/main.js';
 import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
 import { OnnxModel } from '../src/onnx/model.js';
 import { saveModel } from '../src/onnx/save.js';
 import { DataType } from '../src/onnx/types.js';
-import { BIN, cli, oneLineError, type CliResult } from './support/cli.js';
+import { BIN, cli, cliInProcess, oneLineError } from './support/cli.js';
 import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 
@@ -23,21 +22,6 @@ const CONV = join(CONV_DIR, 'model.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'quantize-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the CLI in this process, capturing stderr (a failing command prints nothing on stdout). */
-async function inProcess(...args: string[]): Promise<CliResult> {
-  const write = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'onnx-compress', ...args]);
-    return { code, stdout: '', stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 function json(args: string[]): Record<string, any> {
   const r = cli(...args, '--json');
@@ -162,7 +146,7 @@ describe('quantize: bad input', () => {
   // In-process through main() (what bin/onnx-compress calls), which saves a Node start per case; the first
   // case runs the real binary.
   const fails = async (args: string[], pattern: RegExp) => {
-    assert.match(oneLineError(await inProcess('quantize', ...args)), pattern);
+    assert.match(oneLineError(await cliInProcess('quantize', ...args)), pattern);
   };
   after(() => assert.ok(!existsSync(out), 'nothing written by a failed run'));
 

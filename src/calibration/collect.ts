@@ -22,7 +22,6 @@
 import type { Tensor } from 'onnxruntime-node';
 import { OptionError } from '../errors.js';
 import { ModelError, OnnxModel } from '../onnx/model.js';
-import { DataType } from '../onnx/types.js';
 import { type RangeOutputs, withOutputs, withRangeOutputs } from '../runtime/capture.js';
 import { fromOrtTensor } from '../runtime/ort-tensor.js';
 import { type Feeds, Session, type SessionOptions } from '../runtime/session.js';

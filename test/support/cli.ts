@@ -22,3 +22,20 @@ export function oneLineError(r: CliResult): string {
   if (lines.length !== 1 || /^\s+at /m.test(r.stderr)) throw new Error(`expected one error line, got:\n${r.stderr}`);
   return lines[0];
 }
+
+/** Runs the CLI in this process (faster than a child), capturing stderr (a failing command prints nothing on stdout). */
+export async function cliInProcess(...args: string[]): Promise<CliResult> {
+  const { main } = await import('../../src/cli/main.js');
+  const write = process.stderr.write;
+  let stderr = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const code = await main(['node', 'onnx-compress', ...args]);
+    return { code, stdout: '', stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
