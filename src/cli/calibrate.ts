@@ -76,8 +76,10 @@ export function registerCalibrate(program: Command): void {
       let report: CalibrationReport;
       try {
         report = await runPass(modelPath, calibratePass, options);
-      } finally {
         progress?.finish();
+      } catch (e) {
+        progress?.abandon();
+        throw e;
       }
       emit(report, flags, formatReport);
     });

@@ -88,8 +88,10 @@ export function registerCompareCalib(program: Command): void {
       try {
         const { threads, ...passOptions } = options;
         report = await runPass(modelPath, compareCalibPass, passOptions, { session: threads ? { intraOpThreads: threads } : {} });
-      } finally {
         progress?.finish();
+      } catch (e) {
+        progress?.abandon();
+        throw e;
       }
       if (flags.html) writeReportFile(flags.html, await renderReport(compareCalibDocument(report)));
       emit(report, flags, (r) => formatCompare(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
@@ -103,7 +105,7 @@ function clipOptions(flags: CompareFlags): ClipOptions {
 }
 
 /** One progress line per calibration set, then one for the perplexity runs; all on stderr. */
-function progressReporter(): { update: (e: CompareProgress) => void; finish: () => void } {
+function progressReporter(): { update: (e: CompareProgress) => void; finish: () => void; abandon: () => void } {
   let current: { key: string; bar: Progress } | undefined;
   const switchTo = (key: string, make: () => Progress): Progress => {
     if (current?.key !== key) {
@@ -125,6 +127,10 @@ function progressReporter(): { update: (e: CompareProgress) => void; finish: () 
     },
     finish() {
       current?.bar.finish();
+      current = undefined;
+    },
+    abandon() {
+      current?.bar.abandon();
       current = undefined;
     },
   };

@@ -65,8 +65,10 @@ export function registerCompress(program: Command): void {
                 },
               }),
         });
-      } finally {
         progress?.bar.finish();
+      } catch (e) {
+        progress?.bar.abandon();
+        throw e;
       }
       if (flags.html) writeReportFile(flags.html, await renderReport(compressDocument(report)));
       emit(report, flags, (r) => formatCompress(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));

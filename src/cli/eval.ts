@@ -76,8 +76,10 @@ export function registerEval(program: Command): void {
       try {
         const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
         report = await runPass(path, evaluatePass, options, { session: threads ? { intraOpThreads: threads } : {} });
-      } finally {
         progress?.line.finish();
+      } catch (e) {
+        progress?.line.abandon();
+        throw e;
       }
       emit(report, flags, formatEval);
     });

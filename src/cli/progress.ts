@@ -50,6 +50,11 @@ export class Progress {
     if (this.tty) this.stream.write('\n');
   }
 
+  /** The run failed: clear a terminal's progress line and print nothing more, so the error stays one line. */
+  abandon(): void {
+    if (this.tty && this.drawn.done >= 0) this.stream.write('\r\x1b[K');
+  }
+
   private draw(): void {
     this.drawn = { done: this.done, note: this.note };
     const { label, total, unit } = this.options;

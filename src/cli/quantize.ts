@@ -124,8 +124,10 @@ export function registerQuantize(program: Command): void {
       let report: QuantizationRunReport;
       try {
         report = await quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, options);
-      } finally {
         progress?.finish();
+      } catch (e) {
+        progress?.abandon();
+        throw e;
       }
       if (flags.savePlan !== undefined) writeTextAtomically(flags.savePlan, `${JSON.stringify(planFileFrom(report.plan.rows), null, 2)}\n`);
       emit(report, flags, formatQuantize);

@@ -3,7 +3,9 @@
 // as a statistics file. Its report is the calibrate command's (calibration/summary.ts).
 import { collectStatistics, OBSERVE_MODES, type CollectProgress, type ObserveMode } from '../calibration/collect.js';
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
-import { binaryPathFor, writeStatsFile } from '../calibration/stats-file.js';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { binaryPathFor, writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
 import { calibrationReport, type CalibrationReport } from '../calibration/summary.js';
 import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
 import { OptionError } from '../errors.js';
@@ -72,7 +74,11 @@ export const calibratePass: Pass<CalibratePassOptions, CalibrationReport> = {
       session: env.session,
       ...(options.onProgress ? { onProgress: options.onProgress } : env.onProgress ? { onProgress: (p) => env.onProgress!('calibration', p.samples, p.totalSamples) } : {}),
     });
-    const written = options.save !== undefined ? writeStatsFile(options.save, statistics, { modelPath: env.modelPath, calibration: options.calibration }) : undefined;
+    let written: WrittenStats | undefined;
+    if (options.save !== undefined) {
+      mkdirSync(dirname(resolve(options.save)), { recursive: true }); // checked writable before the run (precheck)
+      written = writeStatsFile(options.save, statistics, { modelPath: env.modelPath, calibration: options.calibration });
+    }
     const summary = {
       from: 'data' as const,
       path: options.data,
