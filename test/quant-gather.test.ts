@@ -166,7 +166,7 @@ describe('GatherBlockQuantized', () => {
 });
 
 describe('tiny-llama w4 with embeddings', () => {
-  it('rewrites model.embed_tokens only, logits stay close, the file shrinks', async () => {
+  it('rewrites model.embed_tokens only, logits stay close, the file shrinks', async (t) => {
     const model = loadModel(TINY);
     const r = quantizeModel(model, 'w4');
     const without = quantizeModel(model, 'w4', { quantizeEmbeddings: false });
@@ -192,6 +192,6 @@ describe('tiny-llama w4 with embeddings', () => {
     saveModel(without.model, join(dir, 'without.onnx'));
     const [a, b] = [statSync(join(dir, 'with.onnx')).size, statSync(join(dir, 'without.onnx')).size];
     assert.ok(a < b, `${a} < ${b}`);
-    console.log(`# tiny-llama w4: cosine ${c.toFixed(5)}, file ${a} bytes with embeddings quantized vs ${b} without (fp32 ${statSync(TINY).size})`);
+    t.diagnostic(`tiny-llama w4: cosine ${c.toFixed(5)}, file ${a} bytes with embeddings quantized vs ${b} without (fp32 ${statSync(TINY).size})`);
   });
 });

@@ -249,7 +249,7 @@ describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` },
     tf.dispose();
   });
 
-  it('greedy decoding with the KV cache equals greedy decoding without it', async () => {
+  it('greedy decoding with the KV cache equals greedy decoding without it', async (t) => {
     const prompt = [256, ...Buffer.from('The whale')];
     const steps = 24;
     const withoutCache = [...prompt];
@@ -262,7 +262,7 @@ describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` },
       out = await session.run(decoderFeeds([next], out, withCache.length - 1));
     }
     assert.deepEqual(withCache, withoutCache);
-    console.log(`tiny-gpt2 greedy: ${JSON.stringify(Buffer.from(withCache.slice(1).filter((t) => t < 256)).toString('latin1'))}`);
+    t.diagnostic(`tiny-gpt2 greedy: ${JSON.stringify(Buffer.from(withCache.slice(1).filter((t) => t < 256)).toString('latin1'))}`);
   });
 });
 
