@@ -294,6 +294,14 @@ describe('rule order', () => {
   const formatOf = (plan: QuantPlan, node: string): string | undefined =>
     plan.float.includes(node) ? 'float' : plan.nodes.find((n) => n.target.label === node)?.plan.format;
 
+  it('a float pattern keeps weight ops in float and passes over MatMuls of two activations (attention scores)', () => {
+    const plan = resolvePlan(model, { scheme: 'w4', nodes: [{ pattern: 'layers\\.0/self_attn', format: 'float' }] }, 'float.json');
+    assert.deepEqual(plan.float, ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((p) => `/model/layers.0/self_attn/${p}/MatMul`));
+    // An exact name is kept as asked, weight or not.
+    const exact = resolvePlan(model, { nodes: [{ node: '/model/layers.0/self_attn/MatMul', format: 'float' }] }, 'float.json');
+    assert.deepEqual(exact.float, ['/model/layers.0/self_attn/MatMul']);
+  });
+
   it('a later entry wins over an earlier one and over the base scheme', () => {
     const plan = resolvePlan(
       model,

@@ -66,6 +66,12 @@ export interface CollectOptions extends TensorStatsOptions {
    * (min and max of each tensor, inside ONNX Runtime) or 'none'.
    */
   observe?: ObserveMode;
+  /**
+   * observe 'ranges' and 'minmax': where the extremes are computed. 'runtime' (default): reductions added to the
+   * graph, so no target leaves ONNX Runtime; 'javascript': the targets are fetched and scanned here, which is
+   * faster where ONNX Runtime's reductions are slow next to a copy (bench/calibration-throughput.ts measures both).
+   */
+  rangesIn?: 'runtime' | 'javascript';
   /** Fed with the full values of their own targets, besides (or, with observe 'none', instead of) the statistics. */
   accumulators?: readonly ActivationAccumulator[];
   /**
@@ -183,7 +189,8 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   if (observe !== 'none' && targets.length === 0) throw new ModelError(`${model.source}: no tensor matches the calibration targets`);
   const accumulated = accumulatorTargets(model, accumulators);
   const workers = observe === 'full' ? (options.workers ?? defaultObserverWorkers()) : 0;
-  const inGraph = observe === 'ranges' || observe === 'minmax';
+  const rangeOnly = observe === 'ranges' || observe === 'minmax';
+  const inGraph = rangeOnly && options.rangesIn !== 'javascript';
   // With workers, ORT's idle threads must not spin on the cores the workers need.
   const sessionOptions = { ...options.session, ...(workers > 0 ? { spinning: false } : {}) };
   const capture =
@@ -198,7 +205,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   const opened = performance.now();
   const skipped = capture.skipped;
   const observed = capture.targets.map((target) => ({ target, dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
-  const ranges = inGraph ? observed.map(() => emptyRange()) : [];
+  const ranges = rangeOnly ? observed.map(() => emptyRange()) : [];
   const targetDescription = describeTargets(typeof options.targets === 'string' ? { set: options.targets } : options.targets);
   const coversEveryOutput = observe === 'full' && Object.keys(targetDescription).length === 1 && targetDescription.set === 'all';
   // What a NaN/Inf error needs of each batch still being observed: its samples and, to locate the value when
@@ -235,15 +242,16 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         for (const name of names) accumulator.add(name, chunkOf(outputs[name]).data, outputs[name].dims);
       }
       inFlight.delete(batches - (sink?.maxInFlight ?? 0) - 1); // observed by now: the sink holds no more batches than that
-      if (inGraph) {
-        const suspect = foldRanges(observed, ranges, outputs, capture);
+      if (rangeOnly) {
+        const batch = inGraph ? reducedBatch(outputs, capture) : scannedBatch(observed, outputs, observe === 'ranges');
+        const suspect = foldRanges(observed, ranges, batch);
         if (suspect) {
           // The reductions saw a NaN or an infinity (or a sum that overflowed): locate it with every output captured.
           const where = await locateFirstNonFinite(model, feeds, options.session);
           if (where) throw nonFiniteError(model, where.target, where.dims, where, samples, rows);
           if (suspect === 'extreme') throw new ModelError(`${model.source}: a NaN or infinity appeared in one run of a batch but not in a second`);
           // Only the sum was NaN, from overflowing both ways: every value is finite after all.
-          foldRanges(observed, ranges, outputs, capture, true);
+          foldRanges(observed, ranges, batch, true);
         }
       } else if (sink) {
         const items = observed.map((o, tensor) => {
@@ -423,28 +431,74 @@ interface RangeState {
 
 const emptyRange = (): RangeState => ({ count: 0, min: Infinity, max: -Infinity, channelAbsMax: new Float32Array(0) });
 
+/** One target's extremes in one batch: per channel of the last axis (or one 'channel' for the whole tensor). */
+interface BatchRange {
+  dtype: TensorRecord['dtype'];
+  dims: number[];
+  count: number;
+  mins: Float32Array;
+  maxs: Float32Array;
+  /** The reductions' sum, NaN when a value was NaN; 0 where the values were scanned (NaN shows in mins/maxs). */
+  sum: number;
+}
+
+/** The batch's extremes as the graph's reductions computed them (withRangeOutputs). */
+function reducedBatch(outputs: Record<string, Tensor>, capture: OpenCapture): BatchRange[] {
+  const { rangeOutputs, dtypes = [] } = capture;
+  return rangeOutputs.map((r, i) => {
+    const dims = Array.from(outputs[r.shape].data as BigInt64Array, Number);
+    const sum = r.sum ? (outputs[r.sum].data as Float32Array)[0] : 0; // without a sum the extremes are the values
+    return { dtype: dtypes[i], dims, count: dims.reduce((a, b) => a * b, 1), mins: outputs[r.channelMin].data as Float32Array, maxs: outputs[r.channelMax].data as Float32Array, sum };
+  });
+}
+
 /**
- * Folds one batch's reductions into the running ranges, exactly as the full observers would fold the values:
+ * The batch's extremes scanned from the fetched targets: per channel of the last axis, or over the whole tensor.
+ * A NaN makes both extremes NaN, so foldRanges treats it as the reductions' NaN.
+ */
+function scannedBatch(observed: { target: Target }[], outputs: Record<string, Tensor>, perChannel: boolean): BatchRange[] {
+  return observed.map(({ target }) => {
+    const t = outputs[target.name];
+    const { data } = chunkOf(t);
+    const dims = [...t.dims];
+    const channels = perChannel && dims.length > 0 && dims[dims.length - 1] > 0 ? dims[dims.length - 1] : 1;
+    const mins = new Float32Array(channels).fill(Infinity);
+    const maxs = new Float32Array(channels).fill(-Infinity);
+    let nan = false;
+    if (channels === 1) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        if (v !== v) nan = true;
+      }
+      mins[0] = lo;
+      maxs[0] = hi;
+    } else {
+      for (let row = 0; row < data.length; row += channels) {
+        for (let c = 0; c < channels; c++) {
+          const v = data[row + c];
+          if (v < mins[c]) mins[c] = v;
+          if (v > maxs[c]) maxs[c] = v;
+          if (v !== v) nan = true;
+        }
+      }
+    }
+    if (nan) mins.fill(NaN);
+    return { dtype: t.type as TensorRecord['dtype'], dims, count: data.length, mins, maxs, sum: 0 };
+  });
+}
+
+/**
+ * Folds one batch's extremes into the running ranges, exactly as the full observers would fold the values:
  * min of minima, max of maxima, each channel's |x| max raised to max(-min, max) of that channel. Returns, without
  * folding anything, 'extreme' when some extreme is NaN or infinite (a NaN or infinity in the values) and 'sum'
  * when only a sum is NaN (a NaN the min/max reductions passed over, or a sum that overflowed both ways);
  * `trustExtremes` folds in the latter case.
  */
-function foldRanges(
-  observed: { target: Target; dtype: TensorRecord['dtype']; shape: number[] }[],
-  ranges: RangeState[],
-  outputs: Record<string, Tensor>,
-  capture: OpenCapture,
-  trustExtremes = false,
-): 'extreme' | 'sum' | undefined {
-  const { rangeOutputs, dtypes = [] } = capture;
-  const batch = observed.map((o, i) => {
-    const r = rangeOutputs[i];
-    const dims = Array.from(outputs[r.shape].data as BigInt64Array, Number);
-    const count = dims.reduce((a, b) => a * b, 1);
-    const sum = r.sum ? (outputs[r.sum].data as Float32Array)[0] : 0; // without a sum the extremes are the values
-    return { dims, count, mins: outputs[r.channelMin].data as Float32Array, maxs: outputs[r.channelMax].data as Float32Array, sum };
-  });
+function foldRanges(observed: { dtype: TensorRecord['dtype']; shape: number[] }[], ranges: RangeState[], batch: readonly BatchRange[], trustExtremes = false): 'extreme' | 'sum' | undefined {
   let suspect: 'extreme' | 'sum' | undefined;
   for (const b of batch) {
     if (b.count === 0) continue;
@@ -454,7 +508,7 @@ function foldRanges(
   if (suspect) return suspect;
   batch.forEach((b, i) => {
     const o = observed[i];
-    o.dtype = dtypes[i];
+    o.dtype = b.dtype;
     o.shape = b.dims;
     if (b.count === 0) return;
     const state = ranges[i];

@@ -138,6 +138,8 @@ export function resolvePlan(model: OnnxModel, json: unknown, source: string): Qu
     for (const node of nodes) {
       const label = node.name || nodeLabel(node, graph);
       if (plan === 'float') {
+        // A pattern keeps in float what could have been quantized; a MatMul of two activations never could.
+        if (!exact && !node.input.some((i) => index.initializer(i))) continue;
         chosen.set(node, 'float');
         skipped.delete(node);
         continue;

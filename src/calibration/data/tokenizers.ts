@@ -3,10 +3,8 @@
 //     `bos_token_id` (the project's sample models: 256 byte ids + BOS/EOS/PAD);
 //   - Hugging Face: `tokenizer.json` (+ `tokenizer_config.json`) beside the model or one folder up, run offline
 //     by @huggingface/tokenizers, which adds BOS or other special tokens as the tokenizer's post-processor says.
-import { Tokenizer } from '@huggingface/tokenizers';
+import { modelFolder } from '../../onnx/model-folder.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { CalibrationDataError } from './errors.js';
-import { findModelFile, modelConfig, readJsonObject } from './model-files.js';
 
 export interface TextTokenizer {
   /** 'bytes', or the tokenizer.json path: for messages. */
@@ -44,15 +42,18 @@ export function isByteLevel(config: Record<string, unknown>, vocab: number | nul
 
 /** Picks the model's tokenizer and end-of-sequence id. `vocab` is the model's vocabulary size, when known. */
 export function chooseTokenizer(model: OnnxModel, vocab: number | null): TokenizerChoice {
-  const config = modelConfig(model);
-  const tokenizerJson = findModelFile(model, 'tokenizer.json');
+  const folder = modelFolder(model);
+  const config = folder.config ?? {};
   const configEos = configIds(config.eos_token_id)[0];
-  if (isByteLevel(config, vocab, tokenizerJson !== undefined)) {
+  if (isByteLevel(config, vocab, folder.tokenizerPath !== undefined)) {
     return { tokenizer: byteTokenizer(configIds(config.bos_token_id)[0]), eosId: configEos };
   }
-  if (tokenizerJson) {
-    const { tokenizer, eosId } = huggingFaceTokenizer(tokenizerJson, findModelFile(model, 'tokenizer_config.json'));
-    return { tokenizer, eosId: configEos ?? eosId };
+  if (folder.tokenizerPath) {
+    // Built once per model by the model folder; a tokenizer.json it cannot load is a ModelError naming the file.
+    const hf = folder.tokenizer!;
+    const eosToken = tokenText(folder.tokenizerConfig?.eos_token);
+    const eosId = eosToken === undefined ? undefined : hf.token_to_id(eosToken);
+    return { tokenizer: { description: folder.tokenizerPath, encode: (text) => hf.encode(text).ids }, eosId: configEos ?? eosId };
   }
   return { eosId: configEos };
 }
@@ -72,22 +73,6 @@ function byteTokenizer(bosId: number | undefined): TextTokenizer {
   };
 }
 
-function huggingFaceTokenizer(jsonPath: string, configPath: string | undefined): { tokenizer: TextTokenizer; eosId?: number } {
-  const config = configPath ? readJsonObject(configPath) : {};
-  let hf: Tokenizer;
-  try {
-    hf = new Tokenizer(readJsonObject(jsonPath), config);
-  } catch (e) {
-    if (e instanceof CalibrationDataError) throw e;
-    throw new CalibrationDataError(`${jsonPath}: @huggingface/tokenizers cannot load it (${oneLine(e)})`);
-  }
-  const eosToken = tokenText(config.eos_token);
-  return {
-    tokenizer: { description: jsonPath, encode: (text) => hf.encode(text).ids },
-    eosId: eosToken === undefined ? undefined : hf.token_to_id(eosToken),
-  };
-}
-
 /** config.json ids are a number or, in newer configs (e.g. eos_token_id), a list of numbers. */
 function configIds(value: unknown): number[] {
   const list = Array.isArray(value) ? value : [value];
@@ -101,8 +86,4 @@ function tokenText(value: unknown): string | undefined {
     return (value as { content: string }).content;
   }
   return undefined;
-}
-
-function oneLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
 }
