@@ -162,8 +162,6 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
   const allOutputs = collectionPass(model, memory, { targets: 'all', workers: args.workers }, args.threads);
   const ranges = collectionPass(model, memory, { observe: 'ranges' }, args.threads);
   const minmax = collectionPass(model, memory, { observe: 'minmax' }, args.threads);
-  const minmaxJs = collectionPass(model, memory, { observe: 'minmax', rangesIn: 'javascript' }, args.threads);
-  const rangesJs = collectionPass(model, memory, { observe: 'ranges', rangesIn: 'javascript' }, args.threads);
   const rangesOptimised = collectionPass(model, memory, { observe: 'ranges', session: { graphOptimization: 'all' } }, args.threads);
   await full.pass(); // also gives the target list the capture-only pass fetches
   const names = full.holder.last!.tensors.map((t) => t.name);
@@ -176,9 +174,7 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
     unoptimised: forwardPass(unoptimised, batches, tokens),
     capture: forwardPass(capture, batches, tokens, names),
     minmax: minmax.pass,
-    minmaxJs: minmaxJs.pass,
     ranges: ranges.pass,
-    rangesJs: rangesJs.pass,
     rangesOptimised: rangesOptimised.pass,
     full: full.pass,
     ...(args.workers > 0 ? { inline: inline.pass } : {}),
@@ -212,25 +208,11 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
       note: `${minmax.holder.last!.tensors.length} tensors, whole-tensor reductions; values equal the full statistics'`,
     },
     {
-      key: 'minmaxJs',
-      what: 'min/max only, targets fetched and scanned in JavaScript',
-      tokensPerSecond: median(rates.minmaxJs),
-      valuesPerToken: values(fullStats),
-      note: "rangesIn 'javascript'",
-    },
-    {
       key: 'ranges',
       what: 'range-only statistics in ORT, quantizer inputs (optimisation off)',
       tokensPerSecond: median(rates.ranges),
       valuesPerToken: 0,
       note: `${ranges.holder.last!.tensors.length} tensors; values equal the full statistics'`,
-    },
-    {
-      key: 'rangesJs',
-      what: 'range-only statistics (with channel maxima) scanned in JavaScript',
-      tokensPerSecond: median(rates.rangesJs),
-      valuesPerToken: values(fullStats),
-      note: "rangesIn 'javascript'",
     },
     {
       key: 'rangesOptimised',
@@ -255,8 +237,6 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
   const ratio = ratioOf('full');
   const rangesRatio = ratioOf('ranges');
   const minmaxRatio = ratioOf('minmax');
-  const minmaxJsRatio = ratioOf('minmaxJs');
-  const rangesJsRatio = ratioOf('rangesJs');
   const rangesOptimisedRatio = ratioOf('rangesOptimised');
   const report = {
     date: new Date().toISOString(),
@@ -284,9 +264,6 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
     quantizerInputsRatio: ratio,
     /** observe 'minmax': per-tensor min and max, what the quantize pass collects for minmax clipping. */
     minmaxRatio,
-    /** The same, the targets fetched and scanned in JavaScript (rangesIn 'javascript'). */
-    minmaxJsRatio,
-    rangesJsRatio,
     /** observe 'ranges': min, max and per-channel |x| maxima. */
     rangesRatio,
     rangesOptimisedRatio,
@@ -318,7 +295,7 @@ async function measure(args: Args, work: string | undefined): Promise<void> {
           m.note ?? '',
         ]),
       ) +
-      `\n\ncollection / plain forward (median of per-round ratios): min/max only ${percent(minmaxRatio)} in ORT, ${percent(minmaxJsRatio)} in JavaScript; with channel maxima ${percent(rangesRatio)} in ORT, ${percent(rangesJsRatio)} in JavaScript (target ${percent(RANGES_TARGET)}), ` +
+      `\n\ncollection / plain forward (median of per-round ratios): min/max only ${percent(minmaxRatio)}, with channel maxima ${percent(rangesRatio)} (target ${percent(RANGES_TARGET)}), ` +
       `with optimisation ${percent(rangesOptimisedRatio)}; full statistics of the quantizer inputs ${percent(ratio)} (target ${percent(TARGET_RATIO)}); ` +
       `of every node output ${percent(report.allOutputsRatio)}\nwrote ${out}\n`,
   );

@@ -66,12 +66,6 @@ export interface CollectOptions extends TensorStatsOptions {
    * (min and max of each tensor, inside ONNX Runtime) or 'none'.
    */
   observe?: ObserveMode;
-  /**
-   * observe 'ranges' and 'minmax': where the extremes are computed. 'runtime' (default): reductions added to the
-   * graph, so no target leaves ONNX Runtime; 'javascript': the targets are fetched and scanned here, which is
-   * faster where ONNX Runtime's reductions are slow next to a copy (bench/calibration-throughput.ts measures both).
-   */
-  rangesIn?: 'runtime' | 'javascript';
   /** Fed with the full values of their own targets, besides (or, with observe 'none', instead of) the statistics. */
   accumulators?: readonly ActivationAccumulator[];
   /**
@@ -189,8 +183,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   if (observe !== 'none' && targets.length === 0) throw new ModelError(`${model.source}: no tensor matches the calibration targets`);
   const accumulated = accumulatorTargets(model, accumulators);
   const workers = observe === 'full' ? (options.workers ?? defaultObserverWorkers()) : 0;
-  const rangeOnly = observe === 'ranges' || observe === 'minmax';
-  const inGraph = rangeOnly && options.rangesIn !== 'javascript';
+  const inGraph = observe === 'ranges' || observe === 'minmax';
   // With workers, ORT's idle threads must not spin on the cores the workers need.
   const sessionOptions = { ...options.session, ...(workers > 0 ? { spinning: false } : {}) };
   const capture =
@@ -205,7 +198,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
   const opened = performance.now();
   const skipped = capture.skipped;
   const observed = capture.targets.map((target) => ({ target, dtype: '' as TensorRecord['dtype'], shape: [] as number[] }));
-  const ranges = rangeOnly ? observed.map(() => emptyRange()) : [];
+  const ranges = inGraph ? observed.map(() => emptyRange()) : [];
   const targetDescription = describeTargets(typeof options.targets === 'string' ? { set: options.targets } : options.targets);
   const coversEveryOutput = observe === 'full' && Object.keys(targetDescription).length === 1 && targetDescription.set === 'all';
   // What a NaN/Inf error needs of each batch still being observed: its samples and, to locate the value when
@@ -242,8 +235,8 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         for (const name of names) accumulator.add(name, chunkOf(outputs[name]).data, outputs[name].dims);
       }
       inFlight.delete(batches - (sink?.maxInFlight ?? 0) - 1); // observed by now: the sink holds no more batches than that
-      if (rangeOnly) {
-        const batch = inGraph ? reducedBatch(outputs, capture) : scannedBatch(observed, outputs, observe === 'ranges');
+      if (inGraph) {
+        const batch = reducedBatch(outputs, capture);
         const suspect = foldRanges(observed, ranges, batch);
         if (suspect) {
           // The reductions saw a NaN or an infinity (or a sum that overflowed): locate it with every output captured.
@@ -438,7 +431,7 @@ interface BatchRange {
   count: number;
   mins: Float32Array;
   maxs: Float32Array;
-  /** The reductions' sum, NaN when a value was NaN; 0 where the values were scanned (NaN shows in mins/maxs). */
+  /** The reductions' sum, NaN when a value was NaN (0 where the target is its own extremes: rank 0 or 1). */
   sum: number;
 }
 
@@ -449,45 +442,6 @@ function reducedBatch(outputs: Record<string, Tensor>, capture: OpenCapture): Ba
     const dims = Array.from(outputs[r.shape].data as BigInt64Array, Number);
     const sum = r.sum ? (outputs[r.sum].data as Float32Array)[0] : 0; // without a sum the extremes are the values
     return { dtype: dtypes[i], dims, count: dims.reduce((a, b) => a * b, 1), mins: outputs[r.channelMin].data as Float32Array, maxs: outputs[r.channelMax].data as Float32Array, sum };
-  });
-}
-
-/**
- * The batch's extremes scanned from the fetched targets: per channel of the last axis, or over the whole tensor.
- * A NaN makes both extremes NaN, so foldRanges treats it as the reductions' NaN.
- */
-function scannedBatch(observed: { target: Target }[], outputs: Record<string, Tensor>, perChannel: boolean): BatchRange[] {
-  return observed.map(({ target }) => {
-    const t = outputs[target.name];
-    const { data } = chunkOf(t);
-    const dims = [...t.dims];
-    const channels = perChannel && dims.length > 0 && dims[dims.length - 1] > 0 ? dims[dims.length - 1] : 1;
-    const mins = new Float32Array(channels).fill(Infinity);
-    const maxs = new Float32Array(channels).fill(-Infinity);
-    let nan = false;
-    if (channels === 1) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let i = 0; i < data.length; i++) {
-        const v = data[i];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-        if (v !== v) nan = true;
-      }
-      mins[0] = lo;
-      maxs[0] = hi;
-    } else {
-      for (let row = 0; row < data.length; row += channels) {
-        for (let c = 0; c < channels; c++) {
-          const v = data[row + c];
-          if (v < mins[c]) mins[c] = v;
-          if (v > maxs[c]) maxs[c] = v;
-          if (v !== v) nan = true;
-        }
-      }
-    }
-    if (nan) mins.fill(NaN);
-    return { dtype: t.type as TensorRecord['dtype'], dims, count: data.length, mins, maxs, sum: 0 };
   });
 }
 
