@@ -21,6 +21,7 @@ import { planFromScheme, plannedActivations, planRows, type QuantPlan } from '..
 import { QuantOptionError, resolveScheme, SCHEME_NAMES } from '../src/quantization/schemes.js';
 import { quantizeModel, rewriteModel } from '../src/quantization/writers/index.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
+import { cli, oneLineError } from './support/cli.js';
 import { minMaxRanges } from './support/ranges.js';
 
 const TINY = 'models/tiny-llama/model.onnx';
@@ -430,5 +431,26 @@ describe('bad plans: one-line errors naming the plan and entry, nothing written'
     assert.deepEqual(plan.skipped, [{ node: 'conv', op: 'Conv', reason: 'plan nodes[0]: matmulnbits does not rewrite Conv nodes (it rewrites MatMul, Gemm)' }]);
     const r = rewriteModel(m, plan);
     assert.ok(r.report.notes.some((n) => /K not a multiple of 16: last block padded/.test(n)));
+  });
+});
+
+describe('quantize --save-plan', () => {
+  it('writes the applied plan, which quantize --plan reads back into the same bytes; an unwritable path is refused first', () => {
+    const planPath = join(dir, 'saved', 'w4a8.plan.json');
+    const [a, b] = [join(dir, 'from-scheme.onnx'), join(dir, 'from-saved-plan.onnx')];
+    const first = cli('quantize', TINY, '--scheme', 'w4a8', '--out', a, '--save-plan', planPath, '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const saved = JSON.parse(readFileSync(planPath, 'utf8')) as { format: string; nodes: PlanEntry[] };
+    assert.equal(saved.format, PLAN_FORMAT);
+    assert.ok(saved.nodes.some((e) => e.format === 'gather-block') && saved.nodes.every((e) => typeof e.node === 'string'));
+    const second = cli('quantize', TINY, '--plan', planPath, '--out', b, '--json');
+    assert.equal(second.code, 0, second.stderr);
+    const hash = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+    assert.equal(hash(b), hash(a));
+    // A file where the plan's folder should be: refused before any work, nothing written.
+    writeFileSync(join(dir, 'blocker'), '');
+    const out = join(dir, 'never.onnx');
+    assert.match(oneLineError(cli('quantize', TINY, '--scheme', 'w4', '--out', out, '--save-plan', join(dir, 'blocker', 'p.json'))), /--save-plan .*: cannot write into/);
+    assert.ok(!existsSync(out));
   });
 });

@@ -9,7 +9,7 @@ import { describeSchemes, QuantizationError, resolveScheme, SCHEME_NAMES, type S
 import type { NodeSelection } from '../quantization/select.js';
 import { planFileFrom } from '../quantization/plan-file.js';
 import { OptionError } from '../errors.js';
-import { writeTextAtomically } from '../util/atomic.js';
+import { checkWritable, writeTextAtomically } from '../util/atomic.js';
 import { decimal, wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
@@ -95,6 +95,7 @@ export function registerQuantize(program: Command): void {
     )
     .action(async (modelPath: string, flags: QuantizeFlags) => {
       if ((flags.scheme === undefined) === (flags.plan === undefined)) throw new OptionError('give --scheme NAME or --plan FILE (one of them)');
+      if (flags.savePlan !== undefined) checkWritable(flags.savePlan, `--save-plan ${flags.savePlan}`); // before the work, not after
       const schemeOptions = flags.scheme === undefined ? refuseSchemeFlags(flags) : parseSchemeOptions(flags as QuantizeFlags & { scheme: string });
       const calibration = parseCalibration(flags);
       const clip = parseClip(flags);

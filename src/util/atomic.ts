@@ -4,7 +4,7 @@
 // Library code installs no process-wide handlers: it only keeps a registry of the temporary paths it has open.
 // Whoever owns the process (the CLI, src/cli/main.ts installProcessCleanup) removes them on exit and on
 // SIGINT/SIGTERM/SIGHUP by calling removePendingTemporaries; an embedding application may do the same.
-import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { OutputError } from '../errors.js';
 
@@ -99,10 +99,15 @@ export class AtomicFiles {
   }
 }
 
-/** Writes one text file atomically (temporary file, fsync, rename). */
+/** Writes one text file atomically (temporary file, fsync, rename), creating its folder if missing. */
 export function writeTextAtomically(path: string, text: string): void {
   const files = new AtomicFiles();
   try {
+    try {
+      mkdirSync(dirname(resolve(path)), { recursive: true });
+    } catch (e) {
+      throw ioError(path, e);
+    }
     const fd = files.open(path);
     try {
       writeSync(fd, text);
