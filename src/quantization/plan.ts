@@ -9,7 +9,9 @@ import type { OnnxModel } from '../onnx/model.js';
 import { DataType, type NodeProto } from '../onnx/types.js';
 import type { Granularity, QuantSpec } from './quantizers.js';
 import type { ActivationParams, QuantParams, SchemeName, WeightParams, WriterName } from './schemes.js';
-import { inspectNode, isSelected, WRITER_OPS, type NodeSelection, type SkippedNode, type WeightTarget } from './select.js';
+import { isDefaultDomain, isSelected, selectTargets, type NodeSelection, type SkippedNode, type WeightTarget } from './select.js';
+
+export { isDefaultDomain };
 
 /** How a node is written: one of the three weight writers, an embedding lookup, or left in float. */
 export type NodeFormat = WriterName | 'gather-block';
@@ -122,31 +124,16 @@ export function schemeNodePlan(params: QuantParams): NodePlan {
  * are skipped with the reason, as the scheme writers always did.
  */
 export function planFromScheme(model: OnnxModel, params: QuantParams, selection: NodeSelection = {}): QuantPlan {
-  const graph = model.graph;
-  const index = new GraphIndex(graph);
   const plan = schemeNodePlan(params);
-  const ops = params.opTypes.filter((op) => WRITER_OPS[params.writer].includes(op));
-  const nodes: PlannedNode[] = [];
-  const skipped: SkippedNode[] = [];
-  for (const node of graph.node) {
-    const op = node.opType ?? '';
-    if (!isDefaultDomain(node) || !ops.includes(op)) continue;
-    if (!isSelected(node, selection, node.input[1])) continue;
-    const verdict = inspectNode(node, index, params.writer);
-    if (typeof verdict === 'string') skipped.push({ node: node.name || nodeLabel(node, graph), op, reason: verdict });
-    else nodes.push({ target: verdict, plan });
-  }
+  const { targets, skipped } = selectTargets(model, selection, params.writer, params.opTypes);
+  const nodes: PlannedNode[] = targets.map((target) => ({ target, plan }));
   if (params.quantizeEmbeddings && params.weights.blockSize !== undefined) {
-    const embeddings = embeddingLookups(model, index, selection, params.weights.bits);
+    const embeddings = embeddingLookups(model, new GraphIndex(model.graph), selection, params.weights.bits);
     const gather: NodePlan = { format: 'gather-block', weights: params.weights as BlockedWeights };
     nodes.push(...embeddings.targets.map((target) => ({ target, plan: gather })));
     skipped.push(...embeddings.skipped);
   }
   return { origin: { kind: 'scheme', scheme: params.scheme, writer: params.writer }, nodes, skipped, float: [] };
-}
-
-export function isDefaultDomain(node: NodeProto): boolean {
-  return (node.domain ?? '') === '' || node.domain === 'ai.onnx';
 }
 
 /**

@@ -86,14 +86,17 @@ export function selectTargets(model: OnnxModel, selection: NodeSelection, writer
   const skipped: SkippedNode[] = [];
   for (const node of graph.node) {
     const op = node.opType ?? '';
-    if ((node.domain ?? '') !== '' && node.domain !== 'ai.onnx') continue;
-    if (!ops.includes(op)) continue;
+    if (!isDefaultDomain(node) || !ops.includes(op)) continue;
     if (!isSelected(node, selection, node.input[1])) continue;
     const verdict = inspectNode(node, index, writer);
     if (typeof verdict === 'string') skipped.push({ node: node.name || nodeLabel(node, graph), op, reason: verdict });
     else targets.push(verdict);
   }
   return { targets, skipped };
+}
+
+export function isDefaultDomain(node: NodeProto): boolean {
+  return (node.domain ?? '') === '' || node.domain === 'ai.onnx';
 }
 
 /** The node as a weight target for this writer, or why the writer cannot rewrite it. */
