@@ -15,7 +15,7 @@ import { loadModel, OnnxModel } from '../src/onnx/model.js';
 import { saveModel } from '../src/onnx/save.js';
 import { tensorValues } from '../src/onnx/tensor.js';
 import { DataType, type ModelProto } from '../src/onnx/types.js';
-import { resolveScheme, SCHEME_NAMES } from '../src/quantization/schemes.js';
+import { resolveScheme, WEIGHT_SCHEME_NAMES } from '../src/quantization/schemes.js';
 import { isSelected, selectTargets } from '../src/quantization/select.js';
 import { quantizeModel, type WriterResult } from '../src/quantization/writers/index.js';
 import { fromOrtTensor, toOrtTensor } from '../src/runtime/ort-tensor.js';
@@ -24,7 +24,7 @@ import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 import { minMaxRanges } from './support/ranges.js';
 
-const TINY = 'models/tiny-llama/model.onnx';
+const TINY = 'models/tiny-llama/onnx/model.onnx';
 const CONV = join(TESTDATA_ROOT, 'pytorch-converted', 'test_Conv2d');
 const LINEAR = join(TESTDATA_ROOT, 'pytorch-converted', 'test_Linear');
 const dir = mkdtempSync(join(tmpdir(), 'quant-writers-'));
@@ -98,7 +98,7 @@ describe('writers on tiny-llama', () => {
   before(async () => {
     baseline = (await run(TINY, feeds)).logits.data as Float32Array;
     ranges = await minMaxRanges(model, feeds);
-    for (const scheme of SCHEME_NAMES) results.set(scheme, quantizeModel(model, scheme, { activationRanges: ranges }));
+    for (const scheme of WEIGHT_SCHEME_NAMES) results.set(scheme, quantizeModel(model, scheme, { activationRanges: ranges }));
   });
 
   // [scheme, least cosine, most max-abs logit difference as a share of the largest |logit|, op that replaces the
@@ -323,8 +323,12 @@ describe('graph edits', () => {
     assert.ok(c.cosine > 0.99, `cosine ${c.cosine}`);
   });
 
-  it("refuses an opset raise that would change an operator's meaning", () => {
-    assert.throws(() => quantizeModel(small(1), 'w4-qdq'), /cannot raise the opset from 11 to 21.*Softmax.*changed meaning at opset 13/);
+  it('raises the opset over a Softmax on a middle axis, keeping its pre-13 meaning with Flatten/Reshape', async () => {
+    const model = small(1);
+    const r = quantizeModel(model, 'w4-qdq');
+    assert.equal(opCounts(r.model).Flatten, 1);
+    const [a, b] = [await run(model, { x }), await run(r.model, { x })];
+    assert.ok(compare(a.y.data as Float32Array, b.y.data as Float32Array).cosine > 0.999);
   });
 });
 
@@ -332,7 +336,7 @@ describe('errors', () => {
   const model = loadModel(TINY);
 
   it('names the known schemes for an unknown one', () => {
-    assert.throws(() => resolveScheme('int3'), /unknown quantization scheme 'int3' \(known: w8a8, w8, w4, w4a8, w4-qdq\)/);
+    assert.throws(() => resolveScheme('int3'), /unknown quantization scheme 'int3' \(known: w8a8, w8, w4, w4a8, w4-qdq, fp16\)/);
   });
 
   it('refuses bad bits, block sizes and options', () => {
@@ -355,7 +359,7 @@ describe('errors', () => {
 
   it('refuses an already-quantized model', () => {
     const once = quantizeModel(model, 'w4').model;
-    for (const scheme of SCHEME_NAMES) {
+    for (const scheme of WEIGHT_SCHEME_NAMES) {
       assert.throws(() => quantizeModel(once, scheme, { activationRanges: {} }), /already quantized \(node .*(MatMulNBits|GatherBlockQuantized)\)/);
     }
   });

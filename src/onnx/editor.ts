@@ -10,7 +10,7 @@ import { irVersionForOpset, makeNode, tensorType, type Dim, type NodeOptions } f
 import type { AttrInput } from './attributes.js';
 import { freeNames, GraphError, GraphIndex, implicitInputs, NameGenerator, nodeLabel } from './graph.js';
 import { OnnxModel } from './model.js';
-import { upgradeOpset } from './opset-upgrade.js';
+import { upgradeOpset, type ValueFacts } from './opset-upgrade.js';
 import { makeTensor, type TensorValues } from './tensor.js';
 import type { DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto } from './types.js';
 
@@ -59,6 +59,7 @@ export class GraphEditor {
   private readonly newOutputs: ValueInfoProto[] = [];
   private readonly appended: NodeProto[] = [];
   private readonly opsets = new Map<string, number>();
+  private valueFacts: ValueFacts = {};
   private readonly superseded = new Set<string>();
   private dead = false;
 
@@ -137,9 +138,14 @@ export class GraphEditor {
     this.newOutputs.push({ name, ...(typed ? { type: typed } : {}), metadataProps: [] });
   }
 
-  /** The new nodes need at least this opset of `domain` ('' is the default domain). */
-  requireOpset(domain: string, version: number): void {
+  /**
+   * The new nodes need at least this opset of `domain` ('' is the default domain). Raising the default domain
+   * rewrites nodes whose meaning changed; `facts` (ranks and element types, e.g. from shape inference) let it
+   * keep more of them as they are, and fill what the model does not declare.
+   */
+  requireOpset(domain: string, version: number, facts?: ValueFacts): void {
     this.opsets.set(domain, Math.max(version, this.opsets.get(domain) ?? 0));
+    if (facts) this.valueFacts = facts;
   }
 
   /** Also remove nodes whose outputs nothing reads (no graph output either), and initializers nothing reads. */
@@ -199,7 +205,7 @@ export class GraphEditor {
       const entry = opsetImport.find((o) => (o.domain ?? '') === domain || (domain === '' && o.domain === 'ai.onnx'));
       const from = entry?.version;
       if (from !== undefined && from >= version) continue;
-      if (domain === '' && from !== undefined) graph = upgradeOpset(graph, from, version, this.names, this.model.source);
+      if (domain === '' && from !== undefined) graph = upgradeOpset(graph, from, version, this.names, this.model.source, this.valueFacts);
       if (entry) entry.version = version;
       else opsetImport.push({ domain, version });
       opsetChanges.push({ domain, ...(from !== undefined ? { from } : {}), to: version });
