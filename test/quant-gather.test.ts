@@ -17,8 +17,9 @@ import { dequantizeRows, packGatherBlockQuantized } from '../src/quantization/wr
 import { quantizeModel } from '../src/quantization/writers/index.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { mulberry32 } from './support/prng.js';
+import { cosine } from './support/similarity.js';
 
-const TINY = 'models/tiny-llama/model.onnx';
+const TINY = 'models/tiny-llama/onnx/model.onnx';
 const dir = mkdtempSync(join(tmpdir(), 'quant-gather-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -31,17 +32,6 @@ async function run(model: OnnxModel | string, feeds: Feeds) {
   }
 }
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 /** ids [1, T] -> Gather(E) -> MatMul(W) (so the Gather counts as an embedding: its width is W's K). */
 function embeddingModel(vocab: number, hidden: number, seed: number, tie?: 'transpose' | 'gemm'): OnnxModel {

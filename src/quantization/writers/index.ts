@@ -3,6 +3,7 @@
 // (quantizeModel), so a scheme and the same choices in a plan file write the same bytes.
 import { GraphEditor } from '../../onnx/editor.js';
 import type { OnnxModel } from '../../onnx/model.js';
+import type { ValueFacts } from '../../onnx/value-facts.js';
 import { planFromScheme, plannedActivations, type NodeFormat, type QuantPlan } from '../plan.js';
 import { QuantizationError, resolveScheme, type QuantParams, type SchemeOptions } from '../schemes.js';
 import type { NodeSelection } from '../select.js';
@@ -26,18 +27,23 @@ export interface RewriteOptions {
   solver?: WeightSolver;
   /** Tensor name -> [min, max]; required when the plan quantizes activations (static QDQ). */
   activationRanges?: ActivationRanges;
+  /**
+   * Ranks (and element types) of values, e.g. from ONNX Runtime (src/onnx/shapes.ts), for an opset raise: with a
+   * known rank, a pre-13 Softmax on its last axis stays one node instead of Flatten/Softmax/Reshape.
+   */
+  valueFacts?: ValueFacts;
 }
 
 /** Writes a plan into a copy of the model; the input model is left untouched. */
 export function rewriteModel(model: OnnxModel, plan: QuantPlan, options: RewriteOptions = {}): WriterResult {
-  const { solver = roundToNearest, activationRanges } = options;
+  const { solver = roundToNearest, activationRanges, valueFacts } = options;
   if (!activationRanges && plannedActivations(plan).length) {
     const who = plan.origin.kind === 'scheme' ? `scheme ${plan.origin.scheme}` : `plan ${plan.origin.path}`;
     throw new QuantizationError(`${who} quantizes activations: pass their ranges (tensor name -> [min, max]) from calibration`);
   }
   refuseQuantized(model);
   const edit = new GraphEditor(model);
-  const ctx: RewriteContext = { model, edit, solver, ...(activationRanges ? { activationRanges } : {}) };
+  const ctx: RewriteContext = { model, edit, solver, ...(activationRanges ? { activationRanges } : {}), ...(valueFacts ? { valueFacts } : {}) };
   const rewriters = new Map<NodeFormat, FormatRewriter>();
   const nodes: NodeReport[] = plan.nodes.map((p) => {
     let r = rewriters.get(p.plan.format);
