@@ -18,14 +18,14 @@ import { makeTensor, tensorValues } from '../src/onnx/tensor.js';
 import { DataType, type NodeProto, type TensorProto } from '../src/onnx/types.js';
 import { PLAN_FORMAT, PLAN_VERSION, readPlanFile, resolvePlan, type PlanEntry } from '../src/quantization/plan-file.js';
 import { planFromScheme, plannedActivations, planRows, type QuantPlan } from '../src/quantization/plan.js';
-import { QuantOptionError, resolveScheme, SCHEME_NAMES } from '../src/quantization/schemes.js';
+import { QuantOptionError, resolveScheme, WEIGHT_SCHEME_NAMES } from '../src/quantization/schemes.js';
 import { quantizeModel, rewriteModel } from '../src/quantization/writers/index.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { cli, oneLineError } from './support/cli.js';
 import { minMaxRanges } from './support/ranges.js';
 
-const TINY = 'models/tiny-llama/model.onnx';
-const GPT2 = 'models/tiny-gpt2/model.onnx';
+const TINY = 'models/tiny-llama/onnx/model.onnx';
+const GPT2 = 'models/tiny-gpt2/onnx/model.onnx';
 const dir = mkdtempSync(join(tmpdir(), 'quant-plan-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -105,7 +105,7 @@ describe('a plan file with the scheme written out per node writes byte-identical
     ranges = await minMaxRanges(model, proseBatch('calibration', 2, 32));
   });
 
-  for (const scheme of SCHEME_NAMES) {
+  for (const scheme of WEIGHT_SCHEME_NAMES) {
     it(`tiny-llama ${scheme}`, () => {
       const fromScheme = quantizeModel(model, scheme, { activationRanges: ranges });
       const plan = planFromScheme(model, resolveScheme(scheme));
@@ -450,7 +450,7 @@ describe('quantize --save-plan', () => {
     // A file where the plan's folder should be: refused before any work, nothing written.
     writeFileSync(join(dir, 'blocker'), '');
     const out = join(dir, 'never.onnx');
-    assert.match(oneLineError(cli('quantize', TINY, '--scheme', 'w4', '--out', out, '--save-plan', join(dir, 'blocker', 'p.json'))), /--save-plan .*: cannot write into/);
+    assert.match(oneLineError(cli('quantize', TINY, '--scheme', 'w4', '--out', out, '--save-plan', join(dir, 'blocker', 'p.json'))), /cannot write .*blocker\/p.json: no such folder and cannot create it/);
     assert.ok(!existsSync(out));
   });
 });

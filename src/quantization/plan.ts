@@ -8,7 +8,7 @@ import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { DataType, type NodeProto } from '../onnx/types.js';
 import type { Granularity, QuantSpec } from './quantizers.js';
-import type { ActivationParams, QuantParams, SchemeName, WeightParams, WriterName } from './schemes.js';
+import { QuantOptionError, type ActivationParams, type QuantParams, type SchemeName, type SchemeWriter, type WeightParams, type WriterName } from './schemes.js';
 import { isDefaultDomain, isSelected, selectTargets, type NodeSelection, type SkippedNode, type WeightTarget } from './select.js';
 
 export { isDefaultDomain };
@@ -36,7 +36,7 @@ export interface PlannedNode {
   plan: NodePlan;
 }
 
-export type PlanOrigin = { kind: 'scheme'; scheme: SchemeName; writer: WriterName } | { kind: 'file'; path: string };
+export type PlanOrigin = { kind: 'scheme'; scheme: SchemeName; writer: SchemeWriter } | { kind: 'file'; path: string };
 
 export interface QuantPlan {
   origin: PlanOrigin;
@@ -115,6 +115,8 @@ export function schemeNodePlan(params: QuantParams): NodePlan {
       return { format: 'matmulnbits', weights: w as BlockedWeights, accuracyLevel: params.accuracyLevel, padK: params.padK };
     case 'dynamic':
       return { format: 'dynamic', weights: w };
+    case 'fp16':
+      throw new QuantOptionError(`scheme ${params.scheme} converts the whole model to float16: it has no per-node plan`);
   }
 }
 

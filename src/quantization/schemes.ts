@@ -1,6 +1,7 @@
-// The named schemes a user types (`w8a8`, `w8`, `w4`, `w4a8`, `w4-qdq`) and the parameters they resolve to.
-// A scheme picks a writer and how weights (and, for static QDQ, activations) are quantized; options override
-// the bits, block size and symmetry within what the writer and ONNX Runtime can execute.
+// The named schemes a user types (`w8a8`, `w8`, `w4`, `w4a8`, `w4-qdq`, `fp16`) and the parameters they resolve
+// to. A quantization scheme picks a weight writer and how weights (and, for static QDQ, activations) are
+// quantized; options override the bits, block size and symmetry within what the writer and ONNX Runtime can
+// execute. `fp16` is a conversion rather than a quantization (fp16.ts): it has no per-node plan and no options.
 import { ModelError } from '../onnx/model.js';
 import { MAX_BITS, MIN_BITS, type Convention } from './quantizers.js';
 
@@ -17,7 +18,10 @@ export class QuantOptionError extends QuantizationError {
   }
 }
 
+/** The weight writers: each rewrites planned nodes (writers/). */
 export type WriterName = 'qdq' | 'matmulnbits' | 'dynamic';
+/** What a scheme runs: a weight writer, or the float16 conversion of the whole model (fp16.ts). */
+export type SchemeWriter = WriterName | 'fp16';
 
 export interface WeightParams {
   /** Code width, 2..8. */
@@ -40,7 +44,7 @@ export interface ActivationParams {
 
 export interface QuantParams {
   scheme: SchemeName;
-  writer: WriterName;
+  writer: SchemeWriter;
   weights: WeightParams;
   /** Static QDQ only; present means activation ranges are required. */
   activations?: ActivationParams;
@@ -72,7 +76,7 @@ export interface SchemeOptions {
 
 interface SchemeDef {
   summary: string;
-  writer: WriterName;
+  writer: SchemeWriter;
   defaults: { bits: number; symmetric: boolean; blockSize?: number; perChannel: boolean; accuracyLevel: number };
   opTypes: readonly string[];
   /** Bit widths the writer can execute in ONNX Runtime. */
@@ -131,11 +135,24 @@ const DEFS = {
     blocks: 'required',
     activations: false,
   },
+  fp16: {
+    summary: 'float16 weights and activations (transformers.js "fp16"); graph inputs and outputs stay float32, float32 kept where values overflow float16',
+    writer: 'fp16',
+    // Not quantization: the weight fields only describe the stored width (16-bit floats, one per element).
+    defaults: { bits: 16, symmetric: true, perChannel: false, accuracyLevel: 0 },
+    opTypes: [],
+    bits: [16],
+    blocks: 'never',
+    activations: false,
+  },
 } as const satisfies Record<string, SchemeDef>;
 
 export type SchemeName = keyof typeof DEFS;
 
 export const SCHEME_NAMES: readonly SchemeName[] = Object.keys(DEFS) as SchemeName[];
+
+/** The schemes that quantize weights through a per-node plan (all but the float16 conversion). */
+export const WEIGHT_SCHEME_NAMES: readonly SchemeName[] = SCHEME_NAMES.filter((n) => DEFS[n].writer !== 'fp16');
 
 /** One line per scheme, for help texts. */
 export function describeSchemes(): { name: SchemeName; summary: string }[] {
@@ -155,6 +172,7 @@ export function resolveScheme(name: string, options: SchemeOptions = {}): QuantP
     throw new QuantOptionError(`unknown quantization scheme '${name}' (known: ${SCHEME_NAMES.join(', ')})`);
   }
   const def: SchemeDef = DEFS[name];
+  if (def.writer === 'fp16') return float16Params(name, options);
   const bits = options.bits ?? def.defaults.bits;
   if (!Number.isInteger(bits) || bits < MIN_BITS || bits > MAX_BITS) {
     throw new QuantOptionError(`scheme ${name}: bits must be an integer from ${MIN_BITS} to ${MAX_BITS}, got ${bits}`);
@@ -216,6 +234,22 @@ export function resolveScheme(name: string, options: SchemeOptions = {}): QuantP
     params.activations = { signed, symmetric: false };
   }
   return params;
+}
+
+/** The fp16 conversion's parameters: it takes none of the quantization options. */
+function float16Params(name: SchemeName, options: SchemeOptions): QuantParams {
+  const given = Object.entries(options).filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (given.length) throw new QuantOptionError(`scheme ${name} converts to float16 and takes no quantization options (got ${given.join(', ')})`);
+  const d = DEFS.fp16.defaults;
+  return {
+    scheme: name,
+    writer: 'fp16',
+    weights: { bits: d.bits, symmetric: d.symmetric, signed: true, perChannel: d.perChannel, convention: 'onnx' },
+    accuracyLevel: d.accuracyLevel,
+    opTypes: DEFS.fp16.opTypes,
+    padK: false,
+    quantizeEmbeddings: false,
+  };
 }
 
 /** Throws unless the block size is one MatMulNBits (and blocked DequantizeLinear here) accepts; `who` starts the message. */

@@ -2,10 +2,11 @@
 // to what ONNX Runtime can execute once rewritten. A node that is considered but cannot be rewritten comes back
 // in `skipped` with the reason, so nothing is left in float silently.
 import { attrFloat, attrInt } from '../onnx/attributes.js';
+import { dtypeName } from '../onnx/dtypes.js';
 import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { DataType, type NodeProto, type TensorProto } from '../onnx/types.js';
-import type { WriterName } from './schemes.js';
+import type { SchemeWriter } from './schemes.js';
 
 /** An exact node or weight name, or a pattern tested against both. */
 export type NamePattern = string | RegExp;
@@ -38,6 +39,18 @@ export interface WeightTarget {
   bias?: TensorProto;
 }
 
+/**
+ * Element types of the weights the writers quantize. The weight's type is the node's float type (MatMul, Gemm
+ * and Conv require the activation to share it), so scales, biases and dequantized values are written in it.
+ */
+export type FloatType = DataType.FLOAT | DataType.FLOAT16 | DataType.BFLOAT16;
+const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16];
+
+/** Whether a tensor holds float32, float16 or bfloat16 values (the weights writers read, decoded to float32). */
+export function isFloatWeight(t: TensorProto): boolean {
+  return FLOAT_TYPES.includes(t.dataType ?? 0);
+}
+
 export interface SkippedNode {
   node: string;
   op: string;
@@ -49,11 +62,12 @@ export interface Selection {
   skipped: SkippedNode[];
 }
 
-/** Op types each writer can rewrite at all. */
-export const WRITER_OPS: Readonly<Record<WriterName, readonly string[]>> = {
+/** Op types each writer can rewrite at all (the fp16 conversion rewrites the whole model, no node as a target). */
+export const WRITER_OPS: Readonly<Record<SchemeWriter, readonly string[]>> = {
   matmulnbits: ['MatMul', 'Gemm'],
   qdq: ['MatMul', 'Gemm', 'Conv'],
   dynamic: ['MatMul', 'Gemm'], // Gemm only to report it as skipped
+  fp16: [],
 };
 
 function matches(p: NamePattern, names: readonly string[]): boolean {
@@ -78,7 +92,7 @@ export function isSelected(node: NodeProto, selection: NodeSelection, weightName
  * in subgraphs (If/Loop/Scan bodies) are not quantized. `opTypes` is what the scheme rewrites; the selection
  * may narrow it further.
  */
-export function selectTargets(model: OnnxModel, selection: NodeSelection, writer: WriterName, opTypes: readonly string[]): Selection {
+export function selectTargets(model: OnnxModel, selection: NodeSelection, writer: SchemeWriter, opTypes: readonly string[]): Selection {
   const graph = model.graph;
   const index = new GraphIndex(graph);
   const ops = opTypes.filter((op) => WRITER_OPS[writer].includes(op));
@@ -100,7 +114,7 @@ export function isDefaultDomain(node: NodeProto): boolean {
 }
 
 /** The node as a weight target for this writer, or why the writer cannot rewrite it. */
-export function inspectNode(node: NodeProto, index: GraphIndex, writer: WriterName): WeightTarget | string {
+export function inspectNode(node: NodeProto, index: GraphIndex, writer: SchemeWriter): WeightTarget | string {
   if (!WRITER_OPS[writer].includes(node.opType ?? '')) return `${writer} does not rewrite ${node.opType} nodes (it rewrites ${WRITER_OPS[writer].join(', ')})`;
   const verdict = inspect(node, index, writer);
   if (typeof verdict === 'string') return verdict;
@@ -110,14 +124,15 @@ export function inspectNode(node: NodeProto, index: GraphIndex, writer: WriterNa
 type Facts = Omit<WeightTarget, 'node' | 'label' | 'op' | 'weightInput'>;
 
 /** The target's facts, or why the node cannot be rewritten by this writer. */
-function inspect(node: NodeProto, index: GraphIndex, writer: WriterName): Facts | string {
+function inspect(node: NodeProto, index: GraphIndex, writer: SchemeWriter): Facts | string {
   const op = node.opType ?? '';
   const weightName = node.input[1] ?? '';
   const activation = node.input[0] ?? '';
   const weight = index.initializer(weightName);
   const what = op === 'Conv' ? 'W' : 'B';
   if (!weight) return `${what} ('${weightName}') is not a constant initializer`;
-  if (weight.dataType !== DataType.FLOAT) return `${what} ('${weightName}') is not float32`;
+  if (!isFloatWeight(weight)) return `${what} ('${weightName}') is not float32, float16 or bfloat16`;
+  const floatType = weight.dataType;
   if (!activation || index.initializer(activation)) return `the activation input is not a runtime value`;
   const rank = weight.dims.length;
 
@@ -140,7 +155,7 @@ function inspect(node: NodeProto, index: GraphIndex, writer: WriterName): Facts 
   const n = weight.dims[transB ? 0 : 1];
   const c = index.initializer(cName);
   if (attrFloat(node, 'beta', 1) !== 1) return 'Gemm with beta != 1 has no MatMulNBits form';
-  if (!c || c.dataType !== DataType.FLOAT) return `C ('${cName}') is not a float32 initializer, so it cannot become the bias`;
+  if (!c || c.dataType !== floatType) return `C ('${cName}') is not a ${dtypeName(floatType)} initializer like B, so it cannot become the bias`;
   const count = c.dims.reduce((a, b) => a * b, 1);
   if (count !== n || c.dims.length > 2 || (c.dims.length === 2 && c.dims[0] !== 1)) {
     return `C ('${cName}') of shape [${c.dims.join(', ')}] is not a per-column bias of ${n}`;

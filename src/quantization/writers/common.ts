@@ -4,12 +4,13 @@ import { dtypeInfo, byteSize } from '../../onnx/dtypes.js';
 import type { EditResult, GraphEditor, OpsetChange } from '../../onnx/editor.js';
 import { allNodes, nodeLabel } from '../../onnx/graph.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { tensorValues } from '../../onnx/tensor.js';
-import type { TensorProto } from '../../onnx/types.js';
+import { roundTo, tensorValues } from '../../onnx/tensor.js';
+import { DataType, type TensorProto } from '../../onnx/types.js';
+import type { ValueFacts } from '../../onnx/value-facts.js';
 import { weightSpec, type NodeFormat, type PlannedNode, type PlanOrigin } from '../plan.js';
-import { dequantize, sqnrDb, type Quantized } from '../quantizers.js';
-import { QuantizationError, type SchemeName, type WriterName } from '../schemes.js';
-import type { SkippedNode } from '../select.js';
+import { dequantize, quantizeWith, sqnrDb, type Quantized } from '../quantizers.js';
+import { QuantizationError, type SchemeName, type SchemeWriter } from '../schemes.js';
+import type { FloatType, SkippedNode, WeightTarget } from '../select.js';
 import type { WeightSolver } from '../solvers.js';
 
 export type { OpsetChange } from '../../onnx/editor.js';
@@ -42,7 +43,7 @@ export interface WriterReport {
   /** The scheme the plan came from, or 'plan' for a plan file. */
   scheme: SchemeName | 'plan';
   /** The format every node was written in, or 'mixed'. */
-  writer: WriterName | 'mixed';
+  writer: SchemeWriter | 'mixed';
   /** Where the plan came from and the solver that chose the codes (absent in reports of version 0.1 writers). */
   plan?: PlanOrigin;
   solver?: string;
@@ -104,7 +105,7 @@ export function refuseQuantized(model: OnnxModel): void {
   }
 }
 
-/** A float32 weight's values, from raw data, typed fields or external data. */
+/** A float32, float16 or bfloat16 weight's values as float32 (exact), from raw data, typed fields or external data. */
 export function floatValues(model: OnnxModel, t: TensorProto): Float32Array {
   return tensorValues(t, model.rawBytes(t)).data as Float32Array;
 }
@@ -162,6 +163,7 @@ export interface RewriteContext {
   edit: GraphEditor;
   solver: WeightSolver;
   activationRanges?: ActivationRanges;
+  valueFacts?: ValueFacts;
 }
 
 /** Rewrites the planned nodes of one format; created per rewrite, so its caches (shared weights) are per model. */
@@ -170,6 +172,19 @@ export interface FormatRewriter {
   rewrite(p: PlannedNode): NodeReport;
   /** After every node: require the opsets the written nodes need; returns notes for the report. */
   finish(): string[];
+}
+
+/**
+ * The float type of a target's node (its weight's: float32, float16 or bfloat16). Scales, biases and
+ * dequantized values are written in it, so an fp16 graph stays fp16 and its file does not grow.
+ */
+export function floatTypeOf(t: WeightTarget): FloatType {
+  return t.weight.dataType as FloatType;
+}
+
+/** Bytes of `count` scales stored in `dtype`. */
+export function scaleBytes(dtype: FloatType, count: number): number {
+  return byteSize(dtype, count);
 }
 
 /** A solved weight: the float values and the codes of the planned spec. */
@@ -184,7 +199,7 @@ export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
   const t = p.target;
   ctx.edit.supersede(t.weight.name!);
   const x = floatValues(ctx.model, t.weight);
-  const q = ctx.solver.solve({
+  const solved = ctx.solver.solve({
     node: t.label,
     weight: t.weight.name!,
     values: x,
@@ -193,7 +208,24 @@ export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
     reductionAxis: t.reductionAxis,
     channelAxis: t.channelAxis,
   });
+  const q = storedScales(solved, x, floatTypeOf(t));
   return { x, q, sqnrDb: sqnrDb(x, dequantize(q)) };
+}
+
+// The smallest positive float16 (a subnormal): a scale that would round to 0 takes it instead, so no group
+// dequantizes to 0 / NaN; its weights are below 2^-24 * 127 in magnitude anyway.
+const MIN_FLOAT16 = 2 ** -24;
+
+/**
+ * The codes for scales as they will be stored: in a float16/bfloat16 graph the scales are rounded to that type
+ * and the codes re-derived for the rounded scales, so what the model dequantizes is what the SQNR measures.
+ * Float32 scales are stored as solved.
+ */
+function storedScales(q: Quantized, x: Float32Array, dtype: FloatType): Quantized {
+  if (dtype === DataType.FLOAT) return q;
+  const scales = roundTo(dtype, q.scales);
+  for (let i = 0; i < scales.length; i++) if (scales[i] === 0 && q.scales[i] !== 0) scales[i] = MIN_FLOAT16;
+  return quantizeWith(x, q.dims, q.spec, scales, q.zeroPoints);
 }
 
 /** Cache key of a weight written once for every node that reads it with the same spec. */

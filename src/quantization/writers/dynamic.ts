@@ -3,9 +3,14 @@
 // the weight ahead of time (int8 symmetric per tensor by default), and
 //   MatMulInteger(A_q, B_q, A_zp, B_zp) -> Cast(float) -> Mul(by A_scale * B_scale)
 // gives the float result. ONNX Runtime fuses the chain into DynamicQuantizeMatMul where it can.
+// DynamicQuantizeLinear takes float32 only, so in a float16/bfloat16 graph each rewritten MatMul is a float32
+// island: Cast(A) to float32 before DynamicQuantizeLinear (one per activation, shared like the quantizer), the
+// scale arithmetic in float32 (an int32 product cast straight to float16 would overflow past 65504), and one
+// Cast back to the graph's type on the output. The weight's codes and its one scale are the same bytes as in a
+// float32 graph.
 import { DataType } from '../../onnx/types.js';
 import type { PlannedNode } from '../plan.js';
-import { solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
+import { floatTypeOf, solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
 
 /** DynamicQuantizeLinear exists from opset 11. */
 const DYNAMIC_OPSET = 11;
@@ -50,28 +55,36 @@ export function dynamicRewriter(ctx: RewriteContext): FormatRewriter {
       const out = t.node.output[0];
       const base = t.node.name || out;
       const prefix = [];
+      const floatType = floatTypeOf(t);
       let a = activations.get(t.activation);
       if (!a) {
         // One DynamicQuantizeLinear per activation, shared by every MatMul reading it (q/k/v projections).
         a = { q: edit.value(`${t.activation}_quantized`), scale: edit.value(`${t.activation}_scale`), zp: edit.value(`${t.activation}_zero_point`) };
         activations.set(t.activation, a);
-        prefix.push(edit.node('DynamicQuantizeLinear', [t.activation], [a.q, a.scale, a.zp], undefined, { name: `${t.activation}_QuantizeLinear` }));
+        let input = t.activation;
+        if (floatType !== DataType.FLOAT) {
+          input = edit.value(`${t.activation}_float32`);
+          prefix.push(edit.node('Cast', [t.activation], [input], { to: DataType.FLOAT }, { name: `${t.activation}_Cast_float32` }));
+        }
+        prefix.push(edit.node('DynamicQuantizeLinear', [input], [a.q, a.scale, a.zp], undefined, { name: `${t.activation}_QuantizeLinear` }));
       }
       const integer = edit.value(`${out}_quantized`);
       const asFloat = edit.value(`${out}_quantized_cast`);
       const scale = edit.value(`${base}_scales_mul`);
+      const result = floatType === DataType.FLOAT ? out : edit.value(`${out}_float32`);
       edit.replace(t.node, [
         ...prefix,
         edit.node('MatMulInteger', [a.q, w.q, a.zp, w.zp], [integer], undefined, { name: `${base}_quant` }),
         edit.node('Cast', [integer], [asFloat], { to: DataType.FLOAT }, { name: `${base}_quant_cast` }),
         edit.node('Mul', [a.scale, w.scale], [scale], undefined, { name: `${base}_quant_scales_mul` }),
-        edit.node('Mul', [asFloat, scale], [out], undefined, { name: `${base}_quant_output_scale_mul` }),
+        edit.node('Mul', [asFloat, scale], [result], undefined, { name: `${base}_quant_output_scale_mul` }),
+        ...(result === out ? [] : [edit.node('Cast', [result], [out], { to: floatType }, { name: `${base}_quant_output_cast` })]),
       ]);
       written++;
       return { node: t.label, op: t.op, format: 'dynamic', ...w.report, ...(shared ? { sharedWeight: true } : {}) };
     },
     finish(): string[] {
-      if (written) edit.requireOpset('', DYNAMIC_OPSET);
+      if (written) edit.requireOpset('', DYNAMIC_OPSET, ctx.valueFacts);
       return [...widened].map((bits) => `${bits}-bit weights are stored in 8-bit tensors (codes restricted to the ${bits}-bit range)`);
     },
   };

@@ -13,7 +13,7 @@
 import { DataType } from '../../onnx/types.js';
 import type { PlannedNode } from '../plan.js';
 import { packBits, type Quantized } from '../quantizers.js';
-import { solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
+import { floatTypeOf, scaleBytes, solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
 
 /** GatherBlockQuantized's inputs for a [rows, cols] table quantized in blocks along axis 1 (unsigned codes). */
 export interface GatherBlockWeights {
@@ -100,7 +100,8 @@ export function gatherRewriter(ctx: RewriteContext): FormatRewriter {
         const solved = solveWeight(ctx, p);
         const w = packGatherBlockQuantized(solved.q);
         const data = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [w.rows, w.data.length / w.rows], w.data);
-        const scales = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.rows, w.blocks], w.scales);
+        // The output takes the scales' type: the table's (float32, or float16 in an fp16 graph).
+        const scales = edit.tensor(`${wName}_scales`, floatTypeOf(target), [w.rows, w.blocks], w.scales);
         const zp = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.rows, w.zeroPoints.length / w.rows], w.zeroPoints) : '';
         entry = {
           inputs: [data, scales, ...(zp ? [zp] : [])],
@@ -112,7 +113,7 @@ export function gatherRewriter(ctx: RewriteContext): FormatRewriter {
             granularity: 'block',
             sqnrDb: solved.sqnrDb,
             bytesBefore: tensorBytes(t),
-            bytesAfter: w.data.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0),
+            bytesAfter: w.data.length + scaleBytes(floatTypeOf(target), w.scales.length) + (w.zeroPoints?.length ?? 0),
           },
         };
         done.set(key, entry);

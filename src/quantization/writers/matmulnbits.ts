@@ -1,10 +1,11 @@
 // MatMul (or Gemm) with a constant 2-D weight -> com.microsoft MatMulNBits, the block-quantized weight format
 // ONNX Runtime's matmul_nbits_quantizer writes and transformers.js "q4" files use. Codes, scales and zero points
 // follow ORT's quantizer exactly (quantizers.ts, 'mlas' convention) so the kernel sees what it was tuned for.
+// Scales (and the bias) take the type of A: float32, or float16 in an fp16 graph (ORT's CPU kernel runs both).
 import { DataType } from '../../onnx/types.js';
 import type { PlannedNode } from '../plan.js';
 import { packBits, type Quantized } from '../quantizers.js';
-import { checkPadding, solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
+import { checkPadding, floatTypeOf, scaleBytes, solveWeight, tensorBytes, weightKey, type FormatRewriter, type NodeReport, type RewriteContext } from './common.js';
 
 /** MatMulNBits' weight inputs, in the flat shapes ORT's own quantizer writes. */
 export interface NBitsWeights {
@@ -88,9 +89,9 @@ export function nbitsRewriter(ctx: RewriteContext): FormatRewriter {
         const solved = solveWeight(ctx, p);
         const w = packMatMulNBits(solved.q, t.reductionAxis as 0 | 1);
         const b = edit.tensor(`${wName}_Q${bits}`, DataType.UINT8, [n, w.kBlocks, w.blobSize], w.b);
-        const s = edit.tensor(`${wName}_scales`, DataType.FLOAT, [w.scales.length], w.scales);
+        const s = edit.tensor(`${wName}_scales`, floatTypeOf(t), [w.scales.length], w.scales);
         const z = w.zeroPoints ? edit.tensor(`${wName}_zero_points`, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints) : '';
-        const bytesAfter = w.b.length + w.scales.length * 4 + (w.zeroPoints?.length ?? 0);
+        const bytesAfter = w.b.length + scaleBytes(floatTypeOf(t), w.scales.length) + (w.zeroPoints?.length ?? 0);
         entry = {
           inputs: [b, s, z],
           report: { as: 'MatMulNBits', weight: wName, bits, blockSize, granularity: 'block', sqnrDb: solved.sqnrDb, bytesBefore: tensorBytes(t.weight), bytesAfter },

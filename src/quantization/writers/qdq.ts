@@ -3,16 +3,20 @@
 // stays; ONNX Runtime fuses DQ -> op (-> Q) patterns into integer kernels where it has them. Weights are
 // per channel (DequantizeLinear `axis`, opset 13), per tensor, or in blocks along the reduction axis
 // (`block_size`, opset 21); 4-bit codes are stored as int4/uint4 (opset 21), other widths below 8 in 8-bit
-// tensors with the codes kept to their range.
+// tensors with the codes kept to their range. In a float16 or bfloat16 graph the scales take the graph's type
+// (DequantizeLinear outputs its scale's type; float16/bfloat16 scales need opset 19), so the float ops keep their
+// type and the file does not grow.
 import type { GraphEditor } from '../../onnx/editor.js';
 import { DataType, type NodeProto } from '../../onnx/types.js';
 import { weightSpec, type PlannedNode } from '../plan.js';
 import { linearAttributes, scaleZeroPoint } from '../quantizers.js';
 import { QuantizationError } from '../schemes.js';
-import type { WeightTarget } from '../select.js';
+import type { FloatType, WeightTarget } from '../select.js';
 import {
   checkPadding,
+  floatTypeOf,
   rangeOf,
+  scaleBytes,
   solveWeight,
   tensorBytes,
   weightKey,
@@ -26,6 +30,7 @@ import {
 const OPSET_PER_TENSOR = 10;
 const OPSET_AXIS = 13;
 const OPSET_BLOCKED_INT4 = 21;
+const OPSET_FLOAT16_SCALE = 19;
 
 function codeType(bits: number, signed: boolean): { dtype: DataType; bits: number } {
   if (bits === 4) return { dtype: signed ? DataType.INT4 : DataType.UINT4, bits: 4 };
@@ -61,6 +66,7 @@ export function qdqRewriter(ctx: RewriteContext): FormatRewriter {
       if (spec.bits !== stored.bits) widened.add(`${spec.bits}-bit weights are stored in ${stored.bits}-bit tensors (codes restricted to the ${spec.bits}-bit range)`);
       const g = spec.granularity.kind;
       opset = Math.max(opset, stored.bits === 4 || g === 'block' ? OPSET_BLOCKED_INT4 : g === 'channel' ? OPSET_AXIS : OPSET_PER_TENSOR);
+      if (floatTypeOf(t) !== DataType.FLOAT) opset = Math.max(opset, OPSET_FLOAT16_SCALE);
 
       let activation: string | undefined;
       if (plan.activations) {
@@ -68,7 +74,7 @@ export function qdqRewriter(ctx: RewriteContext): FormatRewriter {
         activation = activations.get(aKey);
         const range = rangeOf(ctx.activationRanges, t.activation);
         if (!activation && range) {
-          const qdq = quantizeActivation(edit, t.activation, range, plan.activations.signed);
+          const qdq = quantizeActivation(edit, t.activation, range, plan.activations.signed, floatTypeOf(t));
           prefix.push(...qdq.nodes);
           activation = qdq.output;
           activations.set(aKey, activation);
@@ -94,7 +100,7 @@ export function qdqRewriter(ctx: RewriteContext): FormatRewriter {
       if (missing.length) notes.push(`no activation range for ${[...new Set(missing)].join(', ')}: those inputs stay float`);
       if (padded) notes.push(`${padded} weight(s) whose reduction axis is not a multiple of the block size: last block padded`);
       notes.push(...widened);
-      if (opset) edit.requireOpset('', opset);
+      if (opset) edit.requireOpset('', opset, ctx.valueFacts);
       return notes;
     },
   };
@@ -110,7 +116,8 @@ function quantizeWeight(
   const name = t.weight.name!;
   const { q } = solved;
   const codes = edit.tensor(`${name}_quantized`, dtype, t.weight.dims, q.codes);
-  const scale = edit.tensor(`${name}_scale`, DataType.FLOAT, q.paramDims, q.scales);
+  const scaleType = floatTypeOf(t);
+  const scale = edit.tensor(`${name}_scale`, scaleType, q.paramDims, q.scales);
   // Symmetric signed codes have zero points of 0, DequantizeLinear's default: ORT's int4 writer leaves them out.
   const withZp = !(q.spec.signed && q.zeroPoints.every((z) => z === 0));
   const inputs = [codes, scale];
@@ -119,7 +126,7 @@ function quantizeWeight(
   const g = q.spec.granularity;
   const node = edit.node('DequantizeLinear', inputs, [output], linearAttributes(g), { name: `${name}_DequantizeLinear` });
   const elementBits = dtype === DataType.INT4 || dtype === DataType.UINT4 ? 4 : 8;
-  const paramBytes = q.scales.length * 4 + (withZp ? Math.ceil((q.zeroPoints.length * elementBits) / 8) : 0);
+  const paramBytes = scaleBytes(scaleType, q.scales.length) + (withZp ? Math.ceil((q.zeroPoints.length * elementBits) / 8) : 0);
   return {
     node,
     output,
@@ -142,6 +149,7 @@ function quantizeActivation(
   name: string,
   range: readonly [number, number],
   signed: boolean,
+  scaleType: FloatType,
 ): { nodes: NodeProto[]; output: string } {
   const [min, max] = range;
   if (!(Number.isFinite(min) && Number.isFinite(max) && min <= max)) {
@@ -149,7 +157,7 @@ function quantizeActivation(
   }
   const dtype = signed ? DataType.INT8 : DataType.UINT8;
   const p = scaleZeroPoint(min, max, { bits: 8, signed, symmetric: false, granularity: { kind: 'tensor' }, convention: 'onnx' });
-  const scale = edit.tensor(`${name}_scale`, DataType.FLOAT, [], [p.scale]);
+  const scale = edit.tensor(`${name}_scale`, scaleType, [], [p.scale]);
   const zp = edit.tensor(`${name}_zero_point`, dtype, [], [p.zeroPoint]);
   const quantized = edit.value(`${name}_quantized`);
   const output = edit.value(`${name}_dequantized`);
