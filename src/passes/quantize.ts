@@ -5,24 +5,45 @@ import { collectStatistics, type AnyActivationStatistics } from '../calibration/
 import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { checkModelMatches, readStatsFile } from '../calibration/stats-file.js';
 import { OptionError } from '../errors.js';
+import { describeFolding, foldConstants, readAt, type FoldReport } from '../onnx/fold-constants.js';
+import { inferShapes, rankLookup } from '../onnx/shapes.js';
+import type { ValueFacts } from '../onnx/value-facts.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { planFromScheme, plannedActivations, planRows, type PlanOrigin, type PlanRow, type QuantPlan } from '../quantization/plan.js';
 import { readPlanFile } from '../quantization/plan-file.js';
-import { activationRanges, checkClipOptions, CLIP_METHODS, DEFAULT_PERCENTILE, STANDARD_PERCENTILES, type ClipOptions, type RangeEntry } from '../quantization/ranges.js';
+import { ActivationSampler, sampleActivations } from '../calibration/activation-samples.js';
+import { autoActivationRanges, autoClipBlocker, autoSampleRequests, type AutoChoice, type AutoRangeSet } from '../quantization/clip-auto.js';
+import {
+  activationRanges,
+  checkClipOptions,
+  clipChoice,
+  CLIP_SETTINGS,
+  DEFAULT_CLIP,
+  DEFAULT_PERCENTILE,
+  STANDARD_PERCENTILES,
+  type ActivationRangeSet,
+  type ClipChoice,
+  type ClipSetting,
+  type RangeEntry,
+} from '../quantization/ranges.js';
 import { QuantizationError, QuantOptionError, resolveScheme, type QuantParams, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection, SkippedNode } from '../quantization/select.js';
 import { roundToNearest } from '../quantization/solvers.js';
 import { refuseQuantized, type NodeReport, type OpsetChange } from '../quantization/writers/common.js';
 import { rewriteModel } from '../quantization/writers/index.js';
 import { StepOptions } from './options.js';
+import { runFloat16 } from './quantize-fp16.js';
 import type { CalibrationSummary, Pass, PassEnv, PassState } from './types.js';
 
 export interface QuantizeOptions extends SchemeOptions {
   /** A named scheme (w8a8, w8, w4, w4a8, w4-qdq) or a plan file: exactly one. */
   scheme?: string;
   plan?: string;
-  /** Static QDQ: how activation ranges are clipped; default minmax. */
-  clip?: ClipOptions;
+  /**
+   * Static QDQ: how activation ranges are clipped (a fixed method, or 'auto': chosen per tensor). Default auto,
+   * or minmax (with a note) where auto cannot run: range-only statistics, or no calibration set to sample.
+   */
+  clip?: ClipChoice;
   select?: NodeSelection;
   /** Collect statistics here from this set (when no calibrate pass ran before). */
   calibration?: { data: string; options?: CalibrationOptions };
@@ -35,15 +56,20 @@ export interface QuantizeReport {
   plan: { origin: PlanOrigin; solver: string; rows: PlanRow[] };
   calibration: CalibrationSummary | null;
   /** Static schemes: how ranges were clipped and the range of every activation that was quantized. */
-  activations: { method: ClipOptions['method']; percentile?: number; ranges: RangeEntry[]; skipped: { tensor: string; reason: string }[] } | null;
+  activations: { method: ClipSetting; percentile?: number; ranges: RangeEntry[]; skipped: { tensor: string; reason: string }[]; choices?: AutoChoice[] } | null;
   nodes: { quantized: number; skipped: number; list: NodeReport[]; skippedList: SkippedNode[] };
   sqnrDb: { min: number; median: number; mean: number } | null;
   weights: { bytesBefore: number; bytesAfter: number; ratio: number };
   opsetChanges: OpsetChange[];
   irVersion: { from?: number; to?: number };
+  /** Weights that were behind Constant nodes or constant chains, made initializers before planning; absent when none were. */
+  folded?: FoldReport;
   notes: string[];
   timing: { calibrationSeconds: number; rangesSeconds: number; writeSeconds: number };
 }
+
+/** Inputs where the planner and writers look for a weight (select.ts, plan.ts: embeddings for Gather, Gemm's C as a bias). */
+const WEIGHT_INPUTS = { MatMul: [1], Gemm: [1, 2], Conv: [1], Gather: [0] };
 
 const SCHEME_KEYS = ['bits', 'blockSize', 'symmetric', 'accuracyLevel', 'activationType', 'perChannel', 'padding', 'quantizeEmbeddings'] as const;
 
@@ -67,9 +93,9 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
       ...(o.has('padding') ? { padding: o.oneOf('padding', ['pad', 'refuse'] as const) } : {}),
       ...(o.has('quantizeEmbeddings') ? { quantizeEmbeddings: o.boolean('quantizeEmbeddings') } : {}),
     };
-    const method = o.oneOf('clip', CLIP_METHODS);
+    const method = o.oneOf('clip', CLIP_SETTINGS);
     const percentile = o.number('percentile', { min: 0, max: 100 });
-    if (method !== undefined || percentile !== undefined) options.clip = { method: method ?? 'percentile', ...(percentile !== undefined ? { percentile } : {}) };
+    if (method !== undefined || percentile !== undefined) options.clip = clipChoice(method ?? 'percentile', percentile);
     const include = o.patterns('include');
     const exclude = o.patterns('exclude');
     const opTypes = o.strings('opTypes');
@@ -129,24 +155,30 @@ function pickSchemeOptions(options: QuantizeOptions): SchemeOptions {
 
 async function runQuantize(state: PassState, options: QuantizeOptions, env: PassEnv): Promise<{ state: PassState; report: QuantizeReport }> {
   const params = checkQuantizeOptions(options);
-  const model = state.model;
-  refuseQuantized(model);
+  refuseQuantized(state.model);
+  if (params?.writer === 'fp16') return runFloat16(state, options, params, env);
+  // Weights stored as Constant nodes or computed from constants (exporters' Transpose, Cast, Reshape... chains)
+  // become initializers first, so that the planner finds them; nothing else is touched.
+  const folding = await foldConstants(state.model, { session: env.session, select: readAt(WEIGHT_INPUTS) });
+  const model = folding.model;
   const plan: QuantPlan = params ? planFromScheme(model, params, options.select ?? {}) : readPlanFile(model, options.plan!);
   const who = params ? `scheme ${params.scheme}` : `plan ${options.plan}`;
   const needed = plannedActivations(plan);
-  const notes: string[] = [];
+  const notes: string[] = folding.model !== state.model ? [describeFolding(folding.report)] : [];
   const next: PassState = { ...state, notes: state.notes };
 
   // Statistics only when the plan quantizes activations; otherwise a calibration set serves verification.
   let statistics: AnyActivationStatistics | undefined;
   let summary: CalibrationSummary | null = null;
   let calibrationSeconds = 0;
-  const clip: ClipOptions = options.clip ?? { method: 'minmax' };
+  let clip: ClipChoice = options.clip ?? DEFAULT_CLIP;
+  // Auto clipping runs each quantized node on samples of its input, kept while the statistics are collected.
+  const sampler = clip.method === 'auto' && needed.length > 0 && options.calibration ? new ActivationSampler(autoSampleRequests(plan)) : undefined;
   if (options.clip && needed.length === 0) throw new QuantOptionError(`--clip: ${who} quantizes no activation; clipping applies to activation ranges`);
   if (options.stats) {
     const file = readStatsFile(options.stats);
     checkModelMatches(file, env.modelPath, options.stats);
-    if (model !== env.original) notes.push(`statistics from ${options.stats} describe the input model; an earlier pass changed it`);
+    if (state.model !== env.original) notes.push(`statistics from ${options.stats} describe the input model; an earlier pass changed it`);
     statistics = file.statistics;
     summary = { from: 'stats', path: options.stats, data: statistics.data, samples: statistics.samples, tokens: statistics.tokens, batches: statistics.batches, seconds: 0, options: { ...file.calibration } };
     if (needed.length === 0) notes.push(`${who} quantizes weights only: the statistics in ${options.stats} are not used for ranges`);
@@ -165,6 +197,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
         observe: minmaxOnly ? 'minmax' : 'full',
         percentiles: percentile !== undefined && !STANDARD_PERCENTILES.includes(percentile) ? [...STANDARD_PERCENTILES, percentile] : STANDARD_PERCENTILES,
         session: env.session,
+        ...(sampler ? { accumulators: [sampler] } : {}),
         onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
       });
       calibrationSeconds = (performance.now() - t) / 1000;
@@ -192,13 +225,31 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     );
   }
 
+  const solver = roundToNearest;
   let t = performance.now();
-  const ranges = needed.length && statistics ? activationRanges(statistics, clip, needed) : undefined;
+  let ranges: ActivationRangeSet | AutoRangeSet | undefined;
+  const set = next.verificationSet ?? state.verificationSet;
+  if (needed.length && statistics && !options.clip && clip.method === 'auto') {
+    const blocker = autoClipBlocker(statistics, needed) ?? (sampler || set ? undefined : 'needs the calibration set of the statistics, which cannot be reopened, to sample activations');
+    if (blocker) {
+      clip = { method: 'minmax' };
+      notes.push(`activation ranges by minmax: auto clipping (the default) ${blocker}`);
+    }
+  }
+  if (needed.length && statistics) {
+    if (clip.method === 'auto') {
+      if (!sampler && !set) throw new QuantOptionError(`${env.modelPath}: --clip auto runs each quantized node on calibration samples, but the calibration set of the statistics cannot be opened`);
+      const samples = sampler ? sampler.samples() : await sampleActivations(model, set!, autoSampleRequests(plan), { session: env.session });
+      ranges = await autoActivationRanges(model, plan, statistics, samples, { solver, session: env.session });
+    } else {
+      ranges = activationRanges(statistics, clip, needed);
+    }
+  }
   const rangesSeconds = (performance.now() - t) / 1000;
 
   t = performance.now();
-  const solver = roundToNearest;
-  const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}) });
+  const valueFacts = await ranksForOpsetRaise(model, env, notes);
+  const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}), ...(valueFacts ? { valueFacts } : {}) });
   const writeSeconds = (performance.now() - t) / 1000;
   const r = written.report;
   if (r.nodes.length === 0) {
@@ -223,6 +274,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
             ...(ranges.percentile !== undefined ? { percentile: ranges.percentile } : {}),
             ranges: ranges.entries.filter((e) => used.has(e.tensor)),
             skipped: ranges.skipped,
+            ...('choices' in ranges ? { choices: ranges.choices.filter((c) => used.has(c.tensor)) } : {}),
           }
         : null,
       nodes: { quantized: r.nodes.length, skipped: r.skipped.length, list: r.nodes, skippedList: r.skipped },
@@ -230,6 +282,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
       weights: { ...r.totals, ratio: r.totals.bytesBefore > 0 ? r.totals.bytesAfter / r.totals.bytesBefore : 1 },
       opsetChanges: r.opsetChanges,
       irVersion: r.irVersion,
+      ...(folding.model !== state.model ? { folded: folding.report } : {}),
       notes: [...notes, ...r.notes],
       timing: { calibrationSeconds, rangesSeconds, writeSeconds },
     },
@@ -254,4 +307,25 @@ function summarizeSqnr(values: number[]): QuantizeReport['sqnrDb'] {
     median: finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2,
     mean: finite.reduce((a, v) => a + v, 0) / finite.length,
   };
+}
+
+/** Ops whose `axis` meant "flatten to 2-D here" before opset 13 and "this axis" from 13. */
+const FLATTENING_BEFORE_13 = new Set(['Softmax', 'LogSoftmax', 'Hardmax']);
+
+/**
+ * Ranks of the model's values from one ONNX Runtime run (src/onnx/shapes.ts), when the writers may raise the
+ * opset past 13 over a Softmax-family node with an explicit axis: with the rank known, an axis that is the last
+ * one keeps the node as it is; without it the upgrade is still exact, through Flatten/op/Reshape. A model whose
+ * shapes cannot be generated from its declared inputs gets that longer, exact form and a note.
+ */
+async function ranksForOpsetRaise(model: OnnxModel, env: PassEnv, notes: string[]): Promise<ValueFacts | undefined> {
+  if ((model.opset('') ?? 13) >= 13) return undefined;
+  const explicit = model.graph.node.some((n) => FLATTENING_BEFORE_13.has(n.opType ?? '') && n.attribute.some((a) => a.name === 'axis' && Number(a.i) !== -1));
+  if (!explicit) return undefined;
+  try {
+    return { rankOf: rankLookup(model.graph, await inferShapes(model, undefined, { session: env.session })) };
+  } catch (e) {
+    notes.push(`ranks for the opset raise could not be inferred (${(e as Error).message}); Softmax-family nodes with an explicit axis keep their meaning through Flatten/Reshape`);
+    return undefined;
+  }
 }
