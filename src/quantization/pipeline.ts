@@ -10,7 +10,7 @@ import { runSteps, type FileFacts } from '../passes/runner.js';
 import type { CalibrationSummary, SessionChoice } from '../passes/types.js';
 import { verifyPass } from '../passes/verify.js';
 import type { OutputTarget } from './output-names.js';
-import type { ClipOptions } from './ranges.js';
+import type { ClipChoice } from './ranges.js';
 import type { SchemeOptions } from './schemes.js';
 import type { NodeSelection } from './select.js';
 import type { EngineInfo, VerificationReport, VerifyOptions } from './verify.js';
@@ -27,13 +27,13 @@ export interface QuantizePassOptions extends SchemeOptions {
   calibration?: { data: string; options?: CalibrationOptions };
   /** A statistics file written by `calibrate` (instead of `calibration`). */
   stats?: string;
-  /** Static schemes: how activation ranges are clipped; default minmax. */
-  clip?: ClipOptions;
+  /** Static schemes: how activation ranges are clipped (a fixed method, or 'auto': chosen per tensor); default auto. */
+  clip?: ClipChoice;
   select?: NodeSelection;
   /** ONNX Runtime threads and execution provider for calibration and verification. */
   session?: SessionChoice;
-  /** Thresholds below which verification fails (none by default: a model fails only if it does not load/run or gives NaN). */
-  verify?: Pick<VerifyOptions, 'minCosine' | 'minTop1Agreement'> & { batches?: number };
+  /** The quality gate: thresholds below which verification fails (default verify.ts's DEFAULT_GATE), or gate false to accept any result. */
+  verify?: Pick<VerifyOptions, 'minCosine' | 'minTop1Agreement' | 'gate'> & { batches?: number };
   /** Progress of the long steps (calibration batches), for a progress bar. */
   onProgress?: (stage: 'calibration', done: number, total: number) => void;
   /**
