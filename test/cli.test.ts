@@ -97,13 +97,13 @@ test('inspect reads decoder dimensions from the graph alone and from config.json
   const dir = mkdtempSync(join(tmpdir(), 'onnx-compress-cli-'));
   try {
     const expected = { layers: 4, attentionHeads: 4, kvHeads: 2, headDim: 32, hidden: 128, intermediate: 384, vocab: 259 };
-    writeFileSync(join(dir, 'model.onnx'), readFileSync('models/tiny-llama/model.onnx'));
+    writeFileSync(join(dir, 'model.onnx'), readFileSync('models/tiny-llama/onnx/model.onnx'));
     const fromGraph = JSON.parse(cli('inspect', join(dir, 'model.onnx'), '--json').stdout).decoder;
     assert.equal(fromGraph.source, 'graph');
     for (const [key, value] of Object.entries(expected)) assert.equal(fromGraph[key], value, key);
     assert.equal(fromGraph.kvCacheInputs.length, 8);
 
-    const text = cli('inspect', 'models/tiny-llama/model.onnx');
+    const text = cli('inspect', 'models/tiny-llama/onnx/model.onnx');
     assert.match(text.stdout, /layers 4, attention heads 4, key\/value heads 2, head size 32/);
     assert.match(text.stdout, /hidden 128, intermediate 384, vocabulary 259, max positions 1024/);
   } finally {

@@ -13,7 +13,7 @@ import { documentFromJson } from '../src/report/from-json.js';
 import { cli, oneLineError } from './support/cli.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const TINY_LLAMA = join(REPO, 'models/tiny-llama/model.onnx');
+const TINY_LLAMA = join(REPO, 'models/tiny-llama/onnx/model.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'onnx-compare-calib-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -116,7 +116,7 @@ describe('compare-calib on tiny-llama', () => {
 
   it('prints text tables', () => {
     const text = formatCompare(report);
-    assert.match(text, /^compared 2 calibration sets on .*tiny-llama\/model\.onnx \(w8a8, minmax ranges; 4 samples x 64 tokens, seed 0\)/);
+    assert.match(text, /^compared 2 calibration sets on .*tiny-llama\/onnx\/model\.onnx \(w8a8, minmax ranges; 4 samples x 64 tokens, seed 0\)/);
     assert.match(text, /\nsets:\nset +samples +tokens/);
     assert.match(text, /\ntensors whose range moves most across sets \(of \d+;/);
     assert.match(text, /\nmodel +prose +code\nfp32 +[\d.]+ +[\d.]+\nw8a8 with prose +[\d.]+ \([+-][\d.]+%\)/);
@@ -137,7 +137,7 @@ describe('compare-calib input', () => {
   it('fails in one line on an unknown set, a weight-only scheme and a bad number', () => {
     assert.match(oneLineError(cli('compare-calib', TINY_LLAMA, '--sets', 'prose', 'no-such-set')), /no-such-set: no such file, folder or shipped set/);
     assert.match(oneLineError(cli('compare-calib', TINY_LLAMA, '--sets', 'prose', '--scheme', 'w4')), /scheme w4 quantizes weights only.*needs a static scheme \(w8a8\)/);
-    assert.match(oneLineError(cli('compare-calib', TINY_LLAMA, '--sets', 'prose', '--samples', '0')), /--samples must be at least 1/);
+    assert.match(oneLineError(cli('compare-calib', TINY_LLAMA, '--sets', 'prose', '--samples', '0')), /--samples must be a whole number >= 1, got '0'/);
     assert.match(oneLineError(cli('compare-calib', TINY_LLAMA, '--sets', 'prose', '--eval', 'no-such-domain')), /no-such-domain: no such file, folder or shipped set/);
   });
 });

@@ -28,7 +28,7 @@ import { Session } from '../src/runtime/session.js';
 import { cli, oneLineError } from './support/cli.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 
-const MODEL = 'models/tiny-llama/model.onnx';
+const MODEL = 'models/tiny-llama/onnx/model.onnx';
 const BOS = 256;
 const LAYERS = 4;
 const KV_HEADS = 2;
@@ -310,7 +310,8 @@ test('a model with a tokenizer.json encodes and decodes through it, and counts t
   mkdirSync(hf);
   copyFileSync(MODEL, join(hf, 'model.onnx'));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join('test/fixtures/calibration/tokenizer', f), join(hf, f));
-  const config = JSON.parse(readFileSync('models/tiny-llama/config.json', 'utf8'));
+  // A user's config: without the sample models' "tokenizer": "bytes", so the tokenizer.json is what reads text.
+  const { tokenizer: _bytes, ...config } = JSON.parse(readFileSync('models/tiny-llama/config.json', 'utf8'));
   writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...config, bos_token_id: 0, eos_token_id: 1, pad_token_id: 1 }));
   const model = loadModel(join(hf, 'model.onnx'));
   const codec = textCodecFor(model, 259);
@@ -562,7 +563,7 @@ test('eval and generate fail with one line naming the file or flag', () => {
   writeFileSync(bad, '{"text": "fine"}\n{"oops": 1}\n');
   assert.match(oneLineError(cli('eval', MODEL, '--data', bad)), /bad\.jsonl:2: record has neither "text" nor "input_ids"/);
   assert.match(oneLineError(cli('eval', MODEL, '--data', 'prose', '--window', '8', '--stride', '8')), /stride must be a whole number from 1 to window - 1/);
-  assert.match(oneLineError(cli('generate', MODEL, '--prompt', 'x', '--max-new-tokens', 'many')), /--max-new-tokens must be a whole number, got 'many'/);
+  assert.match(oneLineError(cli('generate', MODEL, '--prompt', 'x', '--max-new-tokens', 'many')), /--max-new-tokens must be a whole number >= 1, got 'many'/);
   if (existsSync(CONV_DIR)) assert.match(oneLineError(cli('generate', `${CONV_DIR}/model.onnx`, '--prompt', 'x')), /model\.onnx: not a decoder language model/);
   for (const cmd of ['eval', 'generate']) {
     const help = cli(cmd, '--help');

@@ -125,15 +125,15 @@ describe('CLI --json error line', () => {
 
   it('bad option: contradicting flags, a bad number, an unknown flag', () => {
     const out = join(dir, 'out.onnx');
-    assert.deepEqual(jsonError('convert', 'models/tiny-llama/model.onnx', out, '--external-data', '--inline'), {
+    assert.deepEqual(jsonError('convert', 'models/tiny-llama/onnx/model.onnx', out, '--external-data', '--inline'), {
       code: 'bad-option',
       message: 'choose one of --external-data and --inline',
     });
-    assert.deepEqual(jsonError('convert', 'models/tiny-llama/model.onnx', out, '--threshold', 'lots'), {
+    assert.deepEqual(jsonError('convert', 'models/tiny-llama/onnx/model.onnx', out, '--threshold', 'lots'), {
       code: 'bad-option',
       message: "--threshold must be a whole number, got 'lots'",
     });
-    assert.deepEqual(jsonError('inspect', 'models/tiny-llama/model.onnx', '--bogus'), { code: 'bad-option', message: "unknown option '--bogus'" });
+    assert.deepEqual(jsonError('inspect', 'models/tiny-llama/onnx/model.onnx', '--bogus'), { code: 'bad-option', message: "unknown option '--bogus'" });
     assert.ok(!existsSync(out));
   });
 

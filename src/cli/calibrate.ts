@@ -8,9 +8,11 @@ import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
 import { OptionError } from '../errors.js';
 import { calibratePass, type CalibratePassOptions } from '../passes/calibrate.js';
 import { runPass } from '../passes/runner.js';
-import { wholeNumber } from './options.js';
+import { positiveWholeNumber, wholeNumber } from './options.js';
+import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
+import { writingTo } from './writing.js';
 
 interface CalibrateFlags {
   data: string;
@@ -44,14 +46,17 @@ export function registerCalibrate(program: Command): void {
     .option('--json', 'print the report as JSON (no progress bar)')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress calibrate models/tiny-llama/model.onnx --data calibration-sets/prose --out stats.json --samples 32 --seq-len 128 --batch 4\n  onnx-compress calibrate model.onnx --data set.jsonl --out stats.json --targets all --include "mlp" --json',
+      examplesText([
+        `calibrate ${SAMPLE_LLAMA} --data calibration-sets/prose --out ${EXAMPLES_DIR}/stats.json --samples 32 --seq-len 128 --batch 4`,
+        `calibrate ${SAMPLE_LLAMA} --data calibration-sets/code/calibration.jsonl --out ${EXAMPLES_DIR}/stats-mlp.json --samples 8 --targets all --include "mlp" --json`,
+      ]),
     )
     .action(async (modelPath: string, flags: CalibrateFlags) => {
       const calibration: CalibrationOptions = {
-        ...optionalInt('--samples', flags.samples, 'samples'),
-        ...optionalInt('--seq-len', flags.seqLen, 'sequenceLength'),
-        ...optionalInt('--batch', flags.batch, 'batchSize'),
-        ...optionalInt('--seed', flags.seed, 'seed'),
+        ...(flags.samples !== undefined ? { samples: positiveWholeNumber(flags.samples, '--samples') } : {}),
+        ...(flags.seqLen !== undefined ? { sequenceLength: positiveWholeNumber(flags.seqLen, '--seq-len') } : {}),
+        ...(flags.batch !== undefined ? { batchSize: positiveWholeNumber(flags.batch, '--batch') } : {}),
+        ...(flags.seed !== undefined ? { seed: wholeNumber(flags.seed, '--seed') } : {}),
       };
       const observe = flags.observe ?? 'full';
       if (observe !== 'full' && observe !== 'ranges' && observe !== 'minmax') throw new OptionError(`--observe takes full, ranges or minmax, got '${observe}'`);
@@ -75,7 +80,7 @@ export function registerCalibrate(program: Command): void {
       };
       let report: CalibrationReport;
       try {
-        report = await runPass(modelPath, calibratePass, options);
+        report = await writingTo([flags.out], () => runPass(modelPath, calibratePass, options));
         progress?.finish();
       } catch (e) {
         progress?.abandon();
@@ -83,14 +88,6 @@ export function registerCalibrate(program: Command): void {
       }
       emit(report, flags, formatReport);
     });
-}
-
-function optionalInt<K extends keyof CalibrationOptions>(flag: string, value: string | undefined, key: K): Partial<Record<K, number>> {
-  if (value === undefined) return {};
-  const n = Number(value);
-  const ok = Number.isSafeInteger(n) && (key === 'seed' || n > 0);
-  if (!ok) throw new OptionError(`${flag} must be a ${key === 'seed' ? 'whole number' : 'positive whole number'}, got '${value}'`);
-  return { [key]: n } as Partial<Record<K, number>>;
 }
 
 function targetSet(value: string | undefined): TargetSet {

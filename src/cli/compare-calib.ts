@@ -10,9 +10,11 @@ import { runPass } from '../passes/runner.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { compareCalibDocument, formatPerplexity, tensorLabel } from '../report/sections/compare-calib.js';
 import { CLIP_METHODS, DEFAULT_PERCENTILE, isClipMethod, type ClipOptions } from '../quantization/ranges.js';
-import { decimal, wholeNumber } from './options.js';
+import { percentile, positiveWholeNumber, wholeNumber } from './options.js';
+import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, table } from './output.js';
 import { Progress } from './progress.js';
+import { writingTo } from './writing.js';
 
 interface CompareFlags {
   sets: string[];
@@ -54,20 +56,18 @@ export function registerCompareCalib(program: Command): void {
     .option('--json', 'print the report as JSON (no progress); `onnx-compress report` renders it')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress compare-calib models/tiny-llama/model.onnx --sets prose code nonsense --eval prose code --html calib.html\n' +
-        '  onnx-compress compare-calib model.onnx --sets prose my-set/ --samples 64 --seq-len 256 --json > calib.json\n\n' +
+      examplesText([
+        `compare-calib ${SAMPLE_LLAMA} --sets prose code nonsense --eval prose code --html ${EXAMPLES_DIR}/calib.html`,
+        `compare-calib ${SAMPLE_LLAMA} --sets prose calibration-sets/email/ --samples 64 --seq-len 128 --json > ${EXAMPLES_DIR}/calib.json`,
+      ]) +
+        '\n\n' +
         'Ranges: per tensor the scheme quantizes, each set gives |x| max, the 99.99th percentile of |x| and the entropy\n' +
         '(KL-optimal) threshold; spread = (largest - smallest) / largest over the sets. Tensors are ranked by the |x| max\n' +
         'spread (the default --clip minmax ranges follow it). Outliers: values with |x| >= 6 (LLM.int8()).\n' +
         'Perplexity: the fp32 model, then the model quantized with each set\'s ranges, on each domain\'s evaluation split.',
     )
     .action(async (modelPath: string, flags: CompareFlags) => {
-      const positive = (value: string | undefined, flag: string): number | undefined => {
-        if (value === undefined) return undefined;
-        const n = wholeNumber(value, flag);
-        if (n === 0) throw new OptionError(`${flag} must be at least 1, got '${value}'`);
-        return n;
-      };
+      const positive = (value: string | undefined, flag: string): number | undefined => (value === undefined ? undefined : positiveWholeNumber(value, flag));
       const progress = flags.json ? undefined : progressReporter();
       const options: CompareOptions = {
         sets: flags.sets,
@@ -77,31 +77,33 @@ export function registerCompareCalib(program: Command): void {
         seed: flags.seed === undefined ? undefined : wholeNumber(flags.seed, '--seed'),
         batchSize: positive(flags.batch, '--batch'),
         scheme: flags.scheme,
-        ...(flags.clip || flags.percentile ? { clip: clipOptions(flags) } : {}),
+        ...(flags.clip !== undefined || flags.percentile !== undefined ? { clip: clipOptions(flags) } : {}),
         evalTokens: positive(flags.evalTokens, '--eval-tokens'),
         window: positive(flags.window, '--window'),
         top: positive(flags.top, '--top'),
         threads: positive(flags.threads, '--threads'),
         ...(progress ? { onProgress: progress.update } : {}),
       };
-      let report: CompareCalibReport;
-      try {
-        const { threads, ...passOptions } = options;
-        report = await runPass(modelPath, compareCalibPass, passOptions, { session: threads ? { intraOpThreads: threads } : {} });
-        progress?.finish();
-      } catch (e) {
-        progress?.abandon();
-        throw e;
-      }
-      if (flags.html) writeReportFile(flags.html, await renderReport(compareCalibDocument(report)));
-      emit(report, flags, (r) => formatCompare(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
+      await writingTo([flags.html], async () => {
+        let report: CompareCalibReport;
+        try {
+          const { threads, ...passOptions } = options;
+          report = await runPass(modelPath, compareCalibPass, passOptions, { session: threads ? { intraOpThreads: threads } : {} });
+          progress?.finish();
+        } catch (e) {
+          progress?.abandon();
+          throw e;
+        }
+        if (flags.html) writeReportFile(flags.html, await renderReport(compareCalibDocument(report)));
+        emit(report, flags, (r) => formatCompare(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
+      });
     });
 }
 
 function clipOptions(flags: CompareFlags): ClipOptions {
   const method = flags.clip ?? (flags.percentile !== undefined ? 'percentile' : 'minmax');
   if (!isClipMethod(method)) throw new OptionError(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
-  return { method, ...(flags.percentile !== undefined ? { percentile: decimal(flags.percentile, '--percentile') } : {}) };
+  return { method, ...(flags.percentile !== undefined ? { percentile: percentile(flags.percentile, '--percentile') } : {}) };
 }
 
 /** One progress line per calibration set, then one for the perplexity runs; all on stderr. */

@@ -4,21 +4,26 @@
 import type { Command } from 'commander';
 import { readRecipe } from '../passes/recipe.js';
 import { PASSES } from '../passes/registry.js';
-import { runSteps, type CompressReport } from '../passes/runner.js';
+import { runSteps, type CompressReport, type RunOptions } from '../passes/runner.js';
 import type { EvalReport } from '../decoding/evaluate.js';
 import type { QuantizeReport } from '../passes/quantize.js';
-import type { VerificationReport } from '../quantization/verify.js';
+import { DEFAULT_GATE, describeGate, type VerificationReport } from '../quantization/verify.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { compressDocument } from '../report/sections/compress.js';
-import { wholeNumber } from './options.js';
+import { fraction, positiveWholeNumber } from './options.js';
+import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes } from './output.js';
 import { Progress } from './progress.js';
+import { writingTo } from './writing.js';
 
 interface CompressFlags {
   recipe: string;
   out?: string;
   threads?: string;
   html?: string;
+  minCosine?: string;
+  minTop1?: string;
+  gate: boolean;
   json?: boolean;
 }
 
@@ -31,6 +36,9 @@ export function registerCompress(program: Command): void {
     .option('--out <path>', 'output .onnx file (or a Hugging Face folder, for a named scheme); required when a pass changes the model')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
     .option('--html <file>', 'also write the report as one self-contained HTML page')
+    .option('--min-cosine <x>', `quality gate for every verification of the run (over the recipe's): smallest cosine similarity of any output with the original's (default ${DEFAULT_GATE.minCosine})`)
+    .option('--min-top1 <x>', `quality gate, language models: smallest top-1 agreement with the original, 0-1 (default ${DEFAULT_GATE.minTop1Agreement})`)
+    .option('--no-gate', 'accept the written model whatever its verification figures (still measured and reported)')
     .option('--json', 'print the report as JSON (no progress bar)')
     .addHelpText(
       'after',
@@ -39,40 +47,55 @@ export function registerCompress(program: Command): void {
         .join('\n')}\n\n` +
         'Passes run in the recipe\'s order; checks (verify, evaluate) run on the saved result, last. Every written model is\n' +
         'verified in ONNX Runtime against the input before it is renamed to OUT; a failed run writes nothing.\n' +
-        '\nExamples:\n' +
-        '  onnx-compress compress models/tiny-llama/model.onnx --recipe recipes/w8a8-prose.json --out /tmp/tiny-w8a8.onnx\n' +
-        '  onnx-compress compress models/tiny-llama/model.onnx --recipe recipes/mixed-mlp4-attn8.json --out /tmp/tiny-mixed.onnx --html /tmp/mixed.html',
+        examplesText([
+          `compress ${SAMPLE_LLAMA} --recipe recipes/w8a8-prose.json --out ${EXAMPLES_DIR}/tiny-w8a8.onnx`,
+          `compress ${SAMPLE_LLAMA} --recipe recipes/mixed-mlp4-attn8.json --out ${EXAMPLES_DIR}/tiny-mixed.onnx --html ${EXAMPLES_DIR}/mixed.html`,
+        ]),
     )
     .action(async (modelPath: string, flags: CompressFlags) => {
       const recipe = readRecipe(flags.recipe);
-      const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
-      let progress: { stage: string; bar: Progress } | undefined;
-      let report: CompressReport;
-      try {
-        report = await runSteps(modelPath, recipe.steps, {
-          ...(flags.out !== undefined ? { out: flags.out } : {}),
-          session: threads ? { intraOpThreads: threads } : {},
-          recipe: { ...(recipe.name ? { name: recipe.name } : {}), path: flags.recipe },
-          ...(flags.json
-            ? {}
-            : {
-                onProgress: (stage: string, done: number, total: number) => {
-                  if (progress?.stage !== stage) {
-                    progress?.bar.finish();
-                    progress = { stage, bar: new Progress({ label: stage, total, unit: stage === 'calibration' ? 'samples' : 'steps' }) };
-                  }
-                  progress.bar.update(done);
-                },
-              }),
-        });
-        progress?.bar.finish();
-      } catch (e) {
-        progress?.bar.abandon();
-        throw e;
-      }
-      if (flags.html) writeReportFile(flags.html, await renderReport(compressDocument(report)));
-      emit(report, flags, (r) => formatCompress(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
+      const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
+      const verify = gateFlags(flags);
+      await writingTo([flags.html], async () => {
+        let progress: { stage: string; bar: Progress } | undefined;
+        let report: CompressReport;
+        try {
+          report = await runSteps(modelPath, recipe.steps, {
+            ...(flags.out !== undefined ? { out: flags.out } : {}),
+            session: threads ? { intraOpThreads: threads } : {},
+            recipe: { ...(recipe.name ? { name: recipe.name } : {}), path: flags.recipe },
+            ...(verify ? { verify } : {}),
+            ...(flags.json
+              ? {}
+              : {
+                  onProgress: (stage: string, done: number, total: number) => {
+                    if (progress?.stage !== stage) {
+                      progress?.bar.finish();
+                      progress = { stage, bar: new Progress({ label: stage, total, unit: stage === 'calibration' ? 'samples' : 'steps' }) };
+                    }
+                    progress.bar.update(done);
+                  },
+                }),
+          });
+          progress?.bar.finish();
+        } catch (e) {
+          progress?.bar.abandon();
+          throw e;
+        }
+        if (flags.html) writeReportFile(flags.html, await renderReport(compressDocument(report)));
+        emit(report, flags, (r) => formatCompress(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
+      });
     });
+}
+
+/** The quality-gate flags as verify pass options laid over the recipe's; undefined when none was given. */
+function gateFlags(flags: CompressFlags): RunOptions['verify'] {
+  const verify: NonNullable<RunOptions['verify']> = {
+    ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
+    ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
+    ...(flags.gate === false ? { gate: false } : {}),
+  };
+  return Object.keys(verify).length ? verify : undefined;
 }
 
 export function formatCompress(r: CompressReport): string {
@@ -96,7 +119,7 @@ function passLine(pass: string, report: unknown): string {
     case 'verify': {
       const v = report as VerificationReport;
       const lm = v.languageModel;
-      return `worst cosine ${v.worst.cosine.toFixed(6)}${lm ? `, top-1 agreement ${(100 * lm.top1Agreement).toFixed(2)}%, KL mean ${lm.kl.mean.toExponential(2)}` : ''}`;
+      return `worst cosine ${v.worst.cosine.toFixed(6)}${lm ? `, top-1 agreement ${(100 * lm.top1Agreement).toFixed(2)}%, KL mean ${lm.kl.mean.toExponential(2)}` : ''}; ${describeGate(v)}`;
     }
     case 'evaluate': {
       const e = report as EvalReport;

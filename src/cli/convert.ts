@@ -2,9 +2,12 @@
 import type { Command } from 'commander';
 import { OptionError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
+import { withCompanionsEmbedded } from '../onnx/model-folder.js';
 import { saveModel, type SaveReport } from '../onnx/save.js';
+import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes } from './output.js';
 import { wholeNumber } from './options.js';
+import { writingTo } from './writing.js';
 
 interface ConvertOptions {
   externalData?: boolean;
@@ -25,15 +28,20 @@ export function registerConvert(program: Command): void {
     .option('--threshold <bytes>', 'smallest tensor moved to external data', '1024')
     .option('--location <file>', 'external data file name, relative to <out>')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  onnx-compress convert model.onnx model-ext.onnx --external-data --threshold 4096\n  onnx-compress convert model-ext.onnx model-inline.onnx --inline')
-    .action((input: string, output: string, opts: ConvertOptions) => {
+    .addHelpText(
+      'after',
+      examplesText([
+        `convert ${SAMPLE_LLAMA} ${EXAMPLES_DIR}/tiny-llama-ext.onnx --external-data --threshold 4096`,
+        `convert ${EXAMPLES_DIR}/tiny-llama-ext.onnx ${EXAMPLES_DIR}/tiny-llama-inline.onnx --inline`,
+      ]),
+    )
+    .action(async (input: string, output: string, opts: ConvertOptions) => {
       if (opts.externalData && opts.inline) throw new OptionError('choose one of --external-data and --inline');
-      const model = loadModel(input);
-      const report = saveModel(model, output, {
-        externalData: opts.externalData ? true : opts.inline ? false : undefined,
-        threshold: opts.threshold === undefined ? undefined : wholeNumber(opts.threshold, '--threshold'),
-        location: opts.location,
-      });
+      const threshold = opts.threshold === undefined ? undefined : wholeNumber(opts.threshold, '--threshold');
+      const report = await writingTo([output], () =>
+        // The config and tokenizer files travel inside the copy (model-folder.ts reads them back).
+        saveModel(withCompanionsEmbedded(loadModel(input)), output, { externalData: opts.externalData ? true : opts.inline ? false : undefined, threshold, location: opts.location }),
+      );
       emit(report, opts, formatConvert);
     });
 }

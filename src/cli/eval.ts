@@ -7,10 +7,14 @@ import type { Command } from 'commander';
 import type { EvalReport, EvalStage, ModelFigures } from '../decoding/evaluate.js';
 import { evaluatePass, type EvaluatePassOptions } from '../passes/evaluate.js';
 import { runPass } from '../passes/runner.js';
-// Flag parsing is shared with generate (the first command with numeric flags of this kind).
-import { wholeNumber } from './options.js';
+// Flag parsing is shared by every command (options.ts), so a bad value gets the same message everywhere.
+import { positiveWholeNumber } from './options.js';
+import { CONFORMANCE, EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
+
+/** The conformance-suite model (with test data) the examples run. */
+const CONV = `${CONFORMANCE}/pytorch-converted/test_Conv2d`;
 
 interface EvalFlags {
   data: string;
@@ -25,7 +29,7 @@ interface EvalFlags {
 
 /** The flags as the evaluate pass's options. */
 export function evalOptions(flags: EvalFlags): EvaluatePassOptions {
-  const number = (value: string | undefined, flag: string) => (value === undefined ? undefined : wholeNumber(value, flag));
+  const number = (value: string | undefined, flag: string) => (value === undefined ? undefined : positiveWholeNumber(value, flag));
   return {
     data: flags.data,
     ...(flags.reference !== undefined ? { reference: flags.reference } : {}),
@@ -51,9 +55,12 @@ export function registerEval(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress eval models/tiny-llama/model.onnx --data prose --max-tokens 20000\n' +
-        '  onnx-compress eval compressed.onnx --reference models/tiny-llama/model.onnx --data code --window 512 --stride 256 --speed --json\n' +
-        '  onnx-compress eval quantized-cnn.onnx --reference cnn.onnx --data test_data/ --json\n\n' +
+      examplesText([
+        `eval ${SAMPLE_LLAMA} --data prose --max-tokens 20000`,
+        `quantize ${SAMPLE_LLAMA} --scheme w4 --out ${EXAMPLES_DIR}/tiny-q4.onnx && onnx-compress eval ${EXAMPLES_DIR}/tiny-q4.onnx --reference ${SAMPLE_LLAMA} --data code --window 128 --stride 64 --speed --json`,
+        `quantize ${CONV}/model.onnx --scheme w8a8 --calib ${CONV}/ --out ${EXAMPLES_DIR}/conv-w8a8.onnx && onnx-compress eval ${EXAMPLES_DIR}/conv-w8a8.onnx --reference ${CONV}/model.onnx --data ${CONV}/ --json`,
+      ]) +
+        '\n\n' +
         'Figures: each document is scored on its own, after the model\'s BOS, so every token of its text is predicted once.\n' +
         'perplexity = exp(summed NLL / tokens); bits per byte = summed NLL / (ln 2 x UTF-8 bytes of the scored text);\n' +
         'KL(reference || model) is per scored token, in nats (mean, 95th percentile, max); top-1 agreement is the share of\n' +
@@ -74,7 +81,7 @@ export function registerEval(program: Command): void {
       }
       let report: EvalReport;
       try {
-        const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
+        const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
         report = await runPass(path, evaluatePass, options, { session: threads ? { intraOpThreads: threads } : {} });
         progress?.line.finish();
       } catch (e) {
@@ -118,6 +125,11 @@ function formatEval(r: EvalReport): string {
     out.push('', `KL(reference || model) per token: mean ${kl.mean.toExponential(3)}, p95 ${kl.p95.toExponential(3)}, max ${kl.max.toExponential(3)} nats`);
     out.push(`top-1 agreement: ${fixed(100 * top1Agreement, 2)}%`);
   }
+  if (r.referenceScoring) {
+    const s = r.referenceScoring;
+    out.push(`reference ${r.reference!.model}: ${count(s.tokens)} tokens scored, ${count(s.bytes)} bytes (tokenizer ${s.tokenizer})`);
+  }
+  if (r.comparisonSkipped) out.push('', r.comparisonSkipped);
   if (r.agreement) {
     out.push('', 'output agreement with the reference:');
     out.push(table(['output', 'elements', 'max |diff|', 'cosine'], r.agreement.outputs.map((o) => [o.output, o.elements, o.maxAbsDiff.toExponential(3), fixed(o.cosine, 6)])));

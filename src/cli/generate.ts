@@ -1,10 +1,11 @@
 // `onnx-compress generate MODEL --prompt TEXT`: continues a prompt with a decoder language model, greedily or by
 // seeded sampling, printing the text as it is generated (or one JSON report at the end with --json).
 import type { Command } from 'commander';
-import { generateText } from '../decoding/generate-text.js';
+import { generateText, type GenerateReport } from '../decoding/generate-text.js';
 import { randomSeed } from '../util/prng.js';
+import { examplesText, SAMPLE_GPT2, SAMPLE_LLAMA } from './examples.js';
 import { emit } from './output.js';
-import { decimal, wholeNumber } from './options.js';
+import { decimal, fraction, positiveWholeNumber, wholeNumber } from './options.js';
 
 interface GenerateFlags {
   prompt: string;
@@ -32,16 +33,19 @@ export function registerGenerate(program: Command): void {
     .option('--json', 'print one JSON report at the end instead of streaming the text')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress generate models/tiny-llama/model.onnx --prompt "Call me Ishmael." --max-new-tokens 32\n' +
-        '  onnx-compress generate model.onnx --prompt "def main():" --temperature 0.8 --top-p 0.95 --seed 7 --json',
+      examplesText([
+        `generate ${SAMPLE_LLAMA} --prompt "Call me Ishmael." --max-new-tokens 32`,
+        `generate ${SAMPLE_GPT2} --prompt "def main():" --temperature 0.8 --top-p 0.95 --seed 7 --json`,
+      ]),
     )
     .action(async (path: string, flags: GenerateFlags) => {
-      const maxNewTokens = wholeNumber(flags.maxNewTokens, '--max-new-tokens');
+      const maxNewTokens = positiveWholeNumber(flags.maxNewTokens, '--max-new-tokens');
       const topK = flags.topK === undefined ? 0 : wholeNumber(flags.topK, '--top-k');
-      const topP = flags.topP === undefined ? 1 : decimal(flags.topP, '--top-p');
+      const topP = flags.topP === undefined ? 1 : fraction(flags.topP, '--top-p');
       const temperature = flags.temperature !== undefined ? decimal(flags.temperature, '--temperature') : topK || topP < 1 ? 1 : 0;
-      const seed = temperature === 0 ? null : flags.seed === undefined ? randomSeed() : wholeNumber(flags.seed, '--seed');
-      const threads = flags.threads === undefined ? undefined : wholeNumber(flags.threads, '--threads');
+      const givenSeed = flags.seed === undefined ? undefined : wholeNumber(flags.seed, '--seed'); // checked even where greedy decoding ignores it
+      const seed = temperature === 0 ? null : (givenSeed ?? randomSeed());
+      const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
 
       const report = await generateText(path, flags.prompt, {
         maxNewTokens,
@@ -52,7 +56,22 @@ export function registerGenerate(program: Command): void {
         ...(threads !== undefined ? { threads } : {}),
         ...(flags.json ? {} : { onText: (text: string) => text && process.stdout.write(text) }),
       });
-      // The text went out as it came; the text form ends the line it left open.
+      // The text went out as it came; the text form ends the line it left open and says on stderr (apart from the
+      // text, which may be piped) why it ended.
       emit(report, flags, () => '');
+      if (!flags.json) process.stderr.write(`(${stopLine(report)})\n`);
     });
+}
+
+/** Why generation ended, in words: the token budget, the end-of-text token, or the model's last position. */
+export function stopLine(r: Pick<GenerateReport, 'stopReason' | 'tokens' | 'promptTokens'>): string {
+  const n = `${r.tokens.length} new token${r.tokens.length === 1 ? '' : 's'}`;
+  switch (r.stopReason) {
+    case 'eos':
+      return `stopped at the end-of-text token after ${n}`;
+    case 'max-new-tokens':
+      return `stopped after ${n}: the --max-new-tokens limit`;
+    case 'max-positions':
+      return `stopped after ${n}: the model's maximum positions (${r.promptTokens.length + r.tokens.length} tokens with the prompt) are used up`;
+  }
 }

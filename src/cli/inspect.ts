@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadModel } from '../onnx/model.js';
 import { summarize, type ModelSummary, type ValueSummary } from '../onnx/summary.js';
 import { Session } from '../runtime/session.js';
+import { examplesText, SAMPLE_GPT2, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { wholeNumber } from './options.js';
 
@@ -14,7 +15,7 @@ export function registerInspect(program: Command): void {
     .option('--top <n>', 'how many of the largest initializers to list', '10')
     .option('--check', 'also open the model in ONNX Runtime (fails if ONNX Runtime refuses it)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  onnx-compress inspect models/tiny-llama/model.onnx --json\n  onnx-compress inspect model.onnx --check')
+    .addHelpText('after', examplesText([`inspect ${SAMPLE_LLAMA} --json`, `inspect ${SAMPLE_GPT2} --check`]))
     .action(async (path: string, opts: { top: string; check?: boolean; json?: boolean }) => {
       const top = wholeNumber(opts.top, '--top');
       const model = loadModel(path);

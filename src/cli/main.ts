@@ -15,27 +15,32 @@ import { registerInspect } from './inspect.js';
 import { registerQuantize } from './quantize.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
+import { CONFORMANCE, EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
+import { packageVersion } from './version.js';
 
-/** One example per command, so the top-level help shows every command in use. */
+// One example per command, so the top-level help shows every command in use; a later one reads what an earlier
+// one wrote (src/cli/examples.ts: they run as shown, in order).
+const X = EXAMPLES_DIR;
 const EXAMPLES = [
-  'inspect models/tiny-llama/model.onnx',
-  'convert model.onnx model-ext.onnx --external-data',
-  'run model.onnx --inputs test_data_set_0 --out outputs --compare',
-  'calibrate models/tiny-llama/model.onnx --data prose --out stats.json --samples 32',
-  'quantize models/tiny-llama/model.onnx --scheme w8a8 --calib prose --samples 128 --seq-len 128 --out tiny-w8a8.onnx',
-  'compress models/tiny-llama/model.onnx --recipe recipes/w8a8-prose.json --out tiny-w8a8.onnx',
-  'compare-calib models/tiny-llama/model.onnx --sets prose code nonsense --eval prose code --html calib.html',
-  'eval tiny-w8a8.onnx --reference models/tiny-llama/model.onnx --data prose --max-tokens 20000',
-  'generate models/tiny-llama/model.onnx --prompt "Call me Ishmael." --max-new-tokens 32',
-  'report calib.json --out calib.html',
+  `inspect ${SAMPLE_LLAMA}`,
+  `convert ${SAMPLE_LLAMA} ${X}/tiny-llama-ext.onnx --external-data`,
+  `run ${CONFORMANCE}/node/test_relu/model.onnx --inputs ${CONFORMANCE}/node/test_relu/test_data_set_0 --out ${X}/relu-outputs --compare`,
+  `calibrate ${SAMPLE_LLAMA} --data prose --out ${X}/stats.json --samples 32`,
+  `quantize ${SAMPLE_LLAMA} --scheme w8a8 --calib prose --samples 128 --seq-len 128 --out ${X}/tiny-w8a8.onnx`,
+  `compress ${SAMPLE_LLAMA} --recipe recipes/w8a8-prose.json --out ${X}/tiny-w8a8-recipe.onnx`,
+  `compare-calib ${SAMPLE_LLAMA} --sets prose code nonsense --eval prose code --html ${X}/calib.html --json > ${X}/calib.json`,
+  `eval ${X}/tiny-w8a8.onnx --reference ${SAMPLE_LLAMA} --data prose --max-tokens 20000`,
+  `generate ${SAMPLE_LLAMA} --prompt "Call me Ishmael." --max-new-tokens 32`,
+  `report ${X}/calib.json --out ${X}/calib-from-json.html`,
 ];
 
 export function buildProgram(): Command {
   const program = new Command('onnx-compress')
     .description('Post-training compression of ONNX models: inspect, calibrate, quantize, evaluate and decode.')
+    .version(packageVersion(), '--version', 'print the version of onnx-compress')
     .option('--verbose', 'print stack traces and extra detail on errors')
     .showHelpAfterError('(run onnx-compress --help for usage)')
-    .addHelpText('after', `\nExamples:\n${EXAMPLES.map((e) => `  onnx-compress ${e}`).join('\n')}\n\nEvery command accepts --json for machine-readable output; \`onnx-compress COMMAND --help\` shows more examples.`);
+    .addHelpText('after', `${examplesText(EXAMPLES)}\n\nEvery command accepts --json for machine-readable output; \`onnx-compress COMMAND --help\` shows more examples.`);
   registerInspect(program);
   registerConvert(program);
   registerRun(program);
@@ -63,6 +68,15 @@ export function errorCode(e: unknown): string {
   if (e instanceof OnnxCompressError) return e.code;
   if (e instanceof CommanderError) return 'bad-option';
   return 'internal';
+}
+
+/**
+ * The exit status of a failure: QUALITY_GATE_EXIT for a model that was produced but refused by the quality gate
+ * (so that a script can tell "lost accuracy" from "could not run"), 1 for everything else.
+ */
+export const QUALITY_GATE_EXIT = 3;
+export function exitCode(e: unknown): number {
+  return errorCode(e) === 'quality-gate' ? QUALITY_GATE_EXIT : 1;
 }
 
 /** The --json error line (without the newline). */
@@ -99,7 +113,7 @@ export async function main(argv = process.argv): Promise<number> {
     if (json) process.stderr.write(`${jsonErrorLine(err, verboseRequested(argv))}\n`);
     else if (verboseRequested(argv)) process.stderr.write(`${err.stack ?? err.message}\n`);
     else process.stderr.write(`onnx-compress: ${oneLine(err.message)}\n`);
-    return 1;
+    return exitCode(err);
   }
 }
 

@@ -11,16 +11,7 @@ export function emit<T>(report: T, options: OutputOptions, toText: (report: T) =
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
-}
+export { formatBytes } from '../util/units.js';
 
 /** Left-aligned text table; numbers right-aligned. */
 export function table(header: string[], rows: (string | number)[][]): string {

@@ -4,15 +4,18 @@
 import type { Command } from 'commander';
 import type { CalibrationOptions } from '../calibration/data/index.js';
 import { quantizePass, type QuantizePassOptions, type QuantizationRunReport } from '../quantization/pipeline.js';
-import { CLIP_METHODS, DEFAULT_PERCENTILE, isClipMethod, type ClipOptions } from '../quantization/ranges.js';
+import { clipChoice, CLIP_SETTINGS, DEFAULT_PERCENTILE, isClipSetting, type ClipChoice } from '../quantization/ranges.js';
 import { describeSchemes, QuantizationError, resolveScheme, SCHEME_NAMES, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection } from '../quantization/select.js';
 import { planFileFrom } from '../quantization/plan-file.js';
+import { DEFAULT_GATE, describeGate } from '../quantization/verify.js';
 import { OptionError } from '../errors.js';
-import { checkWritable, writeTextAtomically } from '../util/atomic.js';
-import { decimal, wholeNumber } from './options.js';
+import { writeTextAtomically } from '../util/atomic.js';
+import { fraction, percentile, positiveWholeNumber, wholeNumber } from './options.js';
+import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
+import { writingTo } from './writing.js';
 
 interface QuantizeFlags {
   scheme?: string;
@@ -42,6 +45,7 @@ interface QuantizeFlags {
   threads?: string;
   minCosine?: string;
   minTop1?: string;
+  gate: boolean;
   json?: boolean;
 }
 
@@ -56,7 +60,7 @@ export function registerQuantize(program: Command): void {
     .requiredOption('--out <path>', "output .onnx file; or a folder, for a model in a Hugging Face folder (<folder>/onnx/model.onnx): the file gets transformers.js's name")
     .option('--calib <set>', 'calibration set to calibrate with in this run (a .jsonl file, a set folder such as calibration-sets/prose, or a folder of tensors)')
     .option('--stats <file>', 'activation statistics written by `onnx-compress calibrate` for this same model file')
-    .option('--clip <method>', `static schemes: activation range clipping, ${CLIP_METHODS.join(' | ')} (default minmax)`)
+    .option('--clip <method>', `static schemes: activation range clipping, ${CLIP_SETTINGS.join(' | ')} (auto, the default: per tensor, the range that least changes the output of the node reading it)`)
     .option('--percentile <p>', `with --clip percentile: percentile of |x| used as the range (default ${DEFAULT_PERCENTILE}; e.g. 99.9, 99.99, 99.999)`)
     .option('--bits <n>', "weight bits (default: the scheme's)")
     .option('--block-size <n>', 'weights in blocks of n along the reduction axis (a power of two from 16 to 256; w4 default 32)')
@@ -75,8 +79,9 @@ export function registerQuantize(program: Command): void {
     .option('--batch <n>', 'calibration samples per ONNX Runtime run (default 1)')
     .option('--seed <n>', 'seed of the calibration sample draw (default 0)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: one per core)')
-    .option('--min-cosine <x>', 'fail (and write nothing) if any output of the quantized model has a cosine similarity with the original below x on the verification batch')
-    .option('--min-top1 <x>', 'language models: fail (and write nothing) if top-1 agreement with the original on the verification batch is below x (0-1)')
+    .option('--min-cosine <x>', `quality gate: fail (and write nothing) if any output of the quantized model has a cosine similarity with the original below x on the verification batch (default ${DEFAULT_GATE.minCosine})`)
+    .option('--min-top1 <x>', `quality gate, language models: fail (and write nothing) if top-1 agreement with the original on the verification batch is below x (0-1, default ${DEFAULT_GATE.minTop1Agreement})`)
+    .option('--no-gate', 'accept the quantized model whatever its verification figures (still measured and reported)')
     .option('--json', 'print the report as JSON (no progress bar)')
     .addHelpText(
       'after',
@@ -87,19 +92,19 @@ export function registerQuantize(program: Command): void {
         '\n\nStatic schemes (w8a8) need --calib or --stats; weight-only schemes use --calib (when given) for verification only.\n' +
         'The written model is saved under a temporary name, loaded in ONNX Runtime and run on a sample batch (from the\n' +
         'calibration set, or generated), compared with the original; only a model that passes is renamed to OUT.\n' +
-        '\nExamples:\n' +
-        '  onnx-compress quantize models/tiny-llama/model.onnx --scheme w4 --out tiny-q4.onnx\n' +
-        '  onnx-compress quantize models/tiny-llama/model.onnx --scheme w8a8 --calib calibration-sets/prose --samples 64 --seq-len 256 --clip percentile --percentile 99.99 --out tiny-w8a8.onnx\n' +
-        '  onnx-compress calibrate model.onnx --data calibration-sets/prose --out stats.json && onnx-compress quantize model.onnx --scheme w8a8 --stats stats.json --out model-w8a8.onnx\n' +
-        '  onnx-compress quantize my-model/onnx/model.onnx --scheme w4 --out my-model/onnx/   # writes my-model/onnx/model_q4.onnx',
+        examplesText([
+          `quantize ${SAMPLE_LLAMA} --scheme w4 --out ${EXAMPLES_DIR}/tiny-q4.onnx`,
+          `quantize ${SAMPLE_LLAMA} --scheme w8a8 --calib calibration-sets/prose --samples 64 --seq-len 128 --clip percentile --percentile 99.99 --out ${EXAMPLES_DIR}/tiny-w8a8.onnx`,
+          `calibrate ${SAMPLE_LLAMA} --data calibration-sets/prose --out ${EXAMPLES_DIR}/stats.json --samples 32 && onnx-compress quantize ${SAMPLE_LLAMA} --scheme w8a8 --stats ${EXAMPLES_DIR}/stats.json --out ${EXAMPLES_DIR}/tiny-w8a8-stats.onnx`,
+          `convert ${SAMPLE_LLAMA} ${EXAMPLES_DIR}/my-model/onnx/model.onnx && onnx-compress quantize ${EXAMPLES_DIR}/my-model/onnx/model.onnx --scheme w4 --out ${EXAMPLES_DIR}/my-model/onnx/   # writes ${EXAMPLES_DIR}/my-model/onnx/model_q4.onnx`,
+        ]),
     )
     .action(async (modelPath: string, flags: QuantizeFlags) => {
       if ((flags.scheme === undefined) === (flags.plan === undefined)) throw new OptionError('give --scheme NAME or --plan FILE (one of them)');
-      if (flags.savePlan !== undefined) checkWritable(flags.savePlan, `--save-plan ${flags.savePlan}`); // before the work, not after
       const schemeOptions = flags.scheme === undefined ? refuseSchemeFlags(flags) : parseSchemeOptions(flags as QuantizeFlags & { scheme: string });
       const calibration = parseCalibration(flags);
       const clip = parseClip(flags);
-      const threads = flags.threads === undefined ? undefined : positive(flags.threads, '--threads');
+      const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
       let progress: Progress | undefined;
       const options: QuantizePassOptions = {
         ...schemeOptions,
@@ -112,6 +117,7 @@ export function registerQuantize(program: Command): void {
         verify: {
           ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
           ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
+          ...(flags.gate === false ? { gate: false } : {}),
         },
         ...(flags.json
           ? {}
@@ -122,16 +128,19 @@ export function registerQuantize(program: Command): void {
               },
             }),
       };
-      let report: QuantizationRunReport;
-      try {
-        report = await quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, options);
-        progress?.finish();
-      } catch (e) {
-        progress?.abandon();
-        throw e;
-      }
-      if (flags.savePlan !== undefined) writeTextAtomically(flags.savePlan, `${JSON.stringify(planFileFrom(report.plan.rows), null, 2)}\n`);
-      emit(report, flags, formatQuantize);
+      // --save-plan is claimed (checked, locked) before the work, not found unwritable after it; the runner claims --out.
+      await writingTo([flags.savePlan], async () => {
+        let report: QuantizationRunReport;
+        try {
+          report = await quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, options);
+          progress?.finish();
+        } catch (e) {
+          progress?.abandon();
+          throw e;
+        }
+        if (flags.savePlan !== undefined) writeTextAtomically(flags.savePlan, `${JSON.stringify(planFileFrom(report.plan.rows), null, 2)}\n`);
+        emit(report, flags, formatQuantize);
+      });
     });
 }
 
@@ -196,22 +205,20 @@ function parseCalibration(flags: QuantizeFlags): CalibrationOptions {
     throw new OptionError(`${names.join(', ')}: calibration options need --calib (statistics from --stats were collected with their own)`);
   }
   return {
-    ...(flags.samples !== undefined ? { samples: positive(flags.samples, '--samples') } : {}),
-    ...(flags.seqLen !== undefined ? { sequenceLength: positive(flags.seqLen, '--seq-len') } : {}),
-    ...(flags.batch !== undefined ? { batchSize: positive(flags.batch, '--batch') } : {}),
+    ...(flags.samples !== undefined ? { samples: positiveWholeNumber(flags.samples, '--samples') } : {}),
+    ...(flags.seqLen !== undefined ? { sequenceLength: positiveWholeNumber(flags.seqLen, '--seq-len') } : {}),
+    ...(flags.batch !== undefined ? { batchSize: positiveWholeNumber(flags.batch, '--batch') } : {}),
     ...(flags.seed !== undefined ? { seed: wholeNumber(flags.seed, '--seed') } : {}),
   };
 }
 
-function parseClip(flags: QuantizeFlags): ClipOptions | undefined {
+function parseClip(flags: QuantizeFlags): ClipChoice | undefined {
   if (flags.clip === undefined && flags.percentile === undefined) return undefined;
   const method = flags.clip ?? 'percentile';
-  if (!isClipMethod(method)) throw new OptionError(`--clip must be one of ${CLIP_METHODS.join(', ')}, got '${method}'`);
+  if (!isClipSetting(method)) throw new OptionError(`--clip must be one of ${CLIP_SETTINGS.join(', ')}, got '${method}'`);
   if (flags.percentile !== undefined && method !== 'percentile') throw new OptionError(`--percentile applies to --clip percentile, not --clip ${method}`);
-  if (flags.percentile === undefined) return { method };
-  const p = decimal(flags.percentile, '--percentile');
-  if (!(p > 0 && p <= 100)) throw new OptionError(`--percentile must lie in (0, 100], got '${flags.percentile}'`);
-  return { method, percentile: p };
+  if (flags.percentile === undefined) return clipChoice(method);
+  return clipChoice(method, percentile(flags.percentile, '--percentile'));
 }
 
 function parseSelection(flags: QuantizeFlags): NodeSelection {
@@ -231,19 +238,21 @@ function parseSelection(flags: QuantizeFlags): NodeSelection {
   };
 }
 
-function positive(value: string, flag: string): number {
-  const n = wholeNumber(value, flag);
-  if (n < 1) throw new OptionError(`${flag} must be a whole number >= 1, got '${value}'`);
-  return n;
-}
-
-function fraction(value: string, flag: string): number {
-  const x = decimal(value, flag);
-  if (x > 1) throw new OptionError(`${flag} must lie in [0, 1], got '${value}'`);
-  return x;
-}
-
 // --- text output ---
+
+/** How often auto clipping chose each method: 'minmax x3, percentile 99.99 x5'. */
+function chosenMethods(choices: readonly { chosen: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const c of choices) counts.set(c.chosen, (counts.get(c.chosen) ?? 0) + 1);
+  return [...counts].map(([m, n]) => `${m} x${n}`).join(', ');
+}
+
+/** What the output's file name follows (src/quantization/output-names.ts). */
+const NAMING_NOTES: Record<QuantizationRunReport['output']['naming'], string> = {
+  'transformers.js': ' (transformers.js name)',
+  'onnx-compress': ' (a name of ours: transformers.js has no dtype for this scheme)',
+  path: '',
+};
 
 const seconds = (s: number): string => (s < 10 ? s.toFixed(2) : s.toFixed(1)) + ' s';
 const ratio = (r: number): string => `${r.toFixed(3)}x`;
@@ -266,7 +275,7 @@ function describeParams(r: QuantizationRunReport): string {
 export function formatQuantize(r: QuantizationRunReport): string {
   const v = r.verification;
   const out = [
-    `quantized ${r.model.path} -> ${r.output.path}${r.output.naming === 'transformers.js' ? ' (transformers.js name)' : ''}`,
+    `quantized ${r.model.path} -> ${r.output.path}${NAMING_NOTES[r.output.naming]}`,
     `  scheme ${describeParams(r)}`,
     `  ${r.nodes.quantized} nodes quantized, ${r.nodes.skipped} skipped; weights ${formatBytes(r.weights.bytesBefore)} -> ${formatBytes(r.weights.bytesAfter)} (${ratio(r.weights.ratio)}); ` +
       `file ${formatBytes(r.files.bytesBefore)} -> ${formatBytes(r.files.bytesAfter)} (${ratio(r.files.ratio)})${r.output.externalData ? `, external data ${r.output.externalData.path}` : ''}`,
@@ -281,7 +290,7 @@ export function formatQuantize(r: QuantizationRunReport): string {
     const a = r.activations;
     const clipped = a.ranges.filter((e) => e.clipped > 0);
     out.push(
-      `  activation ranges: ${a.method}${a.percentile !== undefined ? ` ${a.percentile}` : ''}, ${a.ranges.length} tensors` +
+      `  activation ranges: ${a.method}${a.percentile !== undefined ? ` ${a.percentile}` : ''}${a.choices ? ` (${chosenMethods(a.choices)})` : ''}, ${a.ranges.length} tensors` +
         (clipped.length ? `, ${clipped.length} clipped (mean ${(100 * clipped.reduce((s, e) => s + e.clipped, 0) / clipped.length).toFixed(1)}% of the observed span)` : ''),
     );
   }
@@ -289,6 +298,7 @@ export function formatQuantize(r: QuantizationRunReport): string {
     `  verified in ONNX Runtime ${v.engine.version} (${v.engine.executionProvider}) on ${v.inputs.source === 'calibration' ? `a batch of ${v.inputs.description}` : v.inputs.description}: ` +
       `worst output cosine ${v.worst.cosine.toFixed(6)}, max |diff| ${v.worst.maxAbsDiff.toExponential(3)}`,
   );
+  out.push(`  ${describeGate(v)}`);
   if (v.languageModel) {
     const lm = v.languageModel;
     out.push(

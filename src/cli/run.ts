@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from 'onnxruntime-node';
-import { OnnxCompressError, OptionError, OutputError } from '../errors.js';
+import { OnnxCompressError, OptionError } from '../errors.js';
 import { decodeTensor, encodeTensor } from '../onnx/codec.js';
 import { dtypeName } from '../onnx/dtypes.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
@@ -15,7 +15,12 @@ import { fromOrtTensor, toOrtTensor } from '../runtime/ort-tensor.js';
 import { Session } from '../runtime/session.js';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../runtime/tf/backend.js';
 import { TfModel } from '../runtime/tf/interpreter.js';
+import { CONFORMANCE, EXAMPLES_DIR, examplesText } from './examples.js';
+import { checkWritable, writeError } from '../util/atomic.js';
 import { emit, table } from './output.js';
+
+/** The conformance-suite model (with test data) the examples run. */
+const RELU = `${CONFORMANCE}/node/test_relu`;
 
 type Engine = 'ort' | 'tf';
 const ENGINES: readonly Engine[] = ['ort', 'tf'];
@@ -98,7 +103,7 @@ function writeOutputs(dir: string, model: OnnxModel, outputs: Record<string, Dec
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new OutputError(`${dir}: cannot be created (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw writeError(dir, e);
   }
   return model.graph.output.map((v, i) => {
     const name = v.name ?? '';
@@ -109,7 +114,7 @@ function writeOutputs(dir: string, model: OnnxModel, outputs: Record<string, Dec
     try {
       writeFileSync(file, bytes);
     } catch (e) {
-      throw new OutputError(`${file}: cannot be written (${(e as NodeJS.ErrnoException).code ?? e})`);
+      throw writeError(file, e);
     }
     return { name, dtype: dtypeName(t.dtype), shape: t.dims, file };
   });
@@ -123,6 +128,7 @@ function choice<T extends string>(value: string, allowed: readonly T[], flag: st
 async function run(path: string, opts: RunOptions): Promise<RunReport> {
   const engine = choice(opts.engine, ENGINES, '--engine');
   const backendChoice = choice<BackendChoice>(opts.backend, BACKEND_CHOICES, '--backend');
+  checkWritable(join(opts.out, 'output_0.pb')); // before the engines load and run, not after
   const model = loadModel(path);
   const useTf = engine === 'tf' || opts.compare;
   const backend = useTf ? await selectBackend(backendChoice) : undefined;
@@ -180,7 +186,10 @@ export function registerRun(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  onnx-compress run model.onnx --inputs test_data_set_0 --out outputs --engine tf --backend wasm\n  onnx-compress run model.onnx --inputs test_data_set_0 --out outputs --compare --json',
+      examplesText([
+        `run ${RELU}/model.onnx --inputs ${RELU}/test_data_set_0 --out ${EXAMPLES_DIR}/relu-tf --engine tf --backend wasm`,
+        `run ${RELU}/model.onnx --inputs ${RELU}/test_data_set_0 --out ${EXAMPLES_DIR}/relu-ort --engine ort --compare --json`,
+      ]),
     )
     .action(async (path: string, opts: RunOptions) => {
       emit(await run(path, opts), opts, formatRun);

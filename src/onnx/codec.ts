@@ -147,6 +147,10 @@ function decodeWith<T>(type: protobuf.Type, bytes: Uint8Array, what: string): T 
   try {
     wire = type.decode(bytes);
   } catch (e) {
+    // protobufjs reports a message cut short (a partial download or copy) as a read past the end of the buffer.
+    if (e instanceof RangeError && /index out of range/.test(e.message)) {
+      throw new OnnxFormatError(`not a valid ONNX ${what}: truncated, it ends in the middle of a field after ${bytes.length.toLocaleString('en-US')} bytes (an incomplete download or copy?)`);
+    }
     throw new OnnxFormatError(`not a valid ONNX ${what}: ${(e as Error).message}`);
   }
   return fromWire(type, wire as unknown as Record<string, unknown>, type.name) as T;

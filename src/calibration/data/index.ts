@@ -8,7 +8,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OnnxModel } from '../../onnx/model.js';
-import { resolveSetPath } from '../shipped-sets.js';
+import { resolveSetPath, SHIPPED_SETS, shippedSetsDir } from '../shipped-sets.js';
 import type { CalibrationOptions, CalibrationSet } from './calibration-set.js';
 import { CalibrationDataError } from './errors.js';
 import { isNpyFolder, openNpyFolder } from './npy-folder.js';
@@ -23,7 +23,7 @@ export { CalibrationDataError } from './errors.js';
 export async function openCalibrationSet(spec: string, model: OnnxModel, options: CalibrationOptions = {}): Promise<CalibrationSet> {
   checkOptions(options);
   const path = resolveSetPath(spec);
-  if (!isDirectory(path)) {
+  if (!isDirectory(path, spec)) {
     if (/\.(npy|pb)$/.test(path)) {
       throw new CalibrationDataError(`${path}: a tensor set is a folder (of <input>.npy files, or input_<k>.pb files); give the folder`);
     }
@@ -40,11 +40,34 @@ export async function openCalibrationSet(spec: string, model: OnnxModel, options
 }
 
 /** Whether the path is a folder; a missing path is an error here rather than a confusing one later. */
-function isDirectory(path: string): boolean {
+function isDirectory(path: string, spec: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CalibrationDataError(`${path}: ${code === 'ENOENT' ? 'no such file or folder' : `cannot be read (${code ?? e})`}`);
+    if (code === 'ENOENT') {
+      // A bare name was meant as a shipped set: answer with the names there are.
+      if (/^[\w-]+$/.test(spec)) throw new CalibrationDataError(`${spec}: no such file, folder or shipped set (shipped: ${shippedSetNames().join(', ')})`);
+      throw new CalibrationDataError(`${spec}: no such file or folder`);
+    }
+    throw new CalibrationDataError(`${path}: cannot be read (${code ?? e})`);
+  }
+}
+
+/** The documented order of the shipped sets (as other messages list them); sets added later go after. */
+function rank(name: string): number {
+  const i = (SHIPPED_SETS as readonly string[]).indexOf(name);
+  return i < 0 ? SHIPPED_SETS.length : i;
+}
+
+/** The sets shipped in calibration-sets/ (its folders), so that a mistyped name is answered with the names there are. */
+export function shippedSetNames(): string[] {
+  try {
+    return readdirSync(shippedSetsDir(), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  } catch {
+    return [];
   }
 }
