@@ -3,7 +3,7 @@
 // reports are told apart by kind or shape, the report command writes atomically, and headless Chromium lays out
 // and paints the charts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { loadModel } from '../src/onnx/model.js';
 import { quantizePass } from '../src/quantization/pipeline.js';
 import { quantizeModel, type WriterReport } from '../src/quantization/writers/index.js';
-import { chartSpec } from '../src/report/charts.js';
+import { chartSpec, heatmapColours, shorten } from '../src/report/charts.js';
+import { formatBytes, formatCount } from '../src/report/format.js';
 import { documentFromJson, ReportInputError } from '../src/report/from-json.js';
 import { formatNumber, renderReport, writeReportFile } from '../src/report/html.js';
 import { reportMeta } from '../src/report/meta.js';
@@ -22,7 +23,7 @@ import { chromiumSkipReason, countColoured, countForeground, dumpDom, screenshot
 import { cli, oneLineError } from './support/cli.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const TINY_LLAMA = join(REPO, 'models/tiny-llama/model.onnx');
+const TINY_LLAMA = join(REPO, 'models/tiny-llama/onnx/model.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'onnx-report-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -154,6 +155,71 @@ describe('renderReport', () => {
     assert.equal(formatNumber(3.14159, 'fixed2'), '3.14');
   });
 
+  it('writes sizes in binary units and large numbers without exponents', () => {
+    // Bytes under 1024 exactly; then three significant digits, stepping up before rounding reaches 1024.
+    assert.deepEqual([0, 512, 1023, 1024, 1536, 1329838, 1023.6 * 2 ** 10, 1023.6 * 2 ** 20].map(formatBytes), ['0 B', '512 B', '1023 B', '1.00 KiB', '1.50 KiB', '1.27 MiB', '1.00 MiB', '1.00 GiB']);
+    assert.equal(formatNumber(1329838, 'bytes'), formatBytes(1329838));
+    assert.equal(formatCount(925060), '925,060');
+    // The eval page's old '1.330e+6': 4 significant digits stop at 10,000; above, the integer with separators.
+    assert.equal(formatNumber(1329838.4, 'sig4'), '1,329,838');
+    assert.equal(formatNumber(12.3456, 'sig4'), '12.35');
+    assert.equal(formatNumber(0.000123, 'sig4'), '1.230e-4');
+  });
+
+  it('lays tables out to wrap inside the page: breakable names, numeric headings over their numbers, formulas kept whole', async () => {
+    const page = await renderReport({
+      title: 't',
+      meta: {},
+      sections: [
+        {
+          kind: 'table',
+          columns: ['tensor', { label: '|x| >= 6', format: 'int' }, { label: 'range', align: 'right' }, 'figure'],
+          rows: [
+            ['/model/layers.0/post_attention_layernorm/Mul_1_output_0', 1234567, '403-404', { value: 1329838, format: 'bytes' }],
+            ['short_name', 2, '5', { value: 925060, format: 'int' }],
+          ],
+        },
+      ],
+    });
+    assert.match(page, /<td>\/<wbr>model\/<wbr>layers\.<wbr>0\/<wbr>post_attention_layernorm\/<wbr>Mul_1_output_0<\/td>/);
+    assert.match(page, /<td>short_name<\/td>/, 'short words never break');
+    assert.match(page, /<th>tensor<\/th><th class="num"><span class="nowrap">\|x\| &gt;= 6<\/span><\/th><th class="num">range<\/th><th class="num">figure<\/th>/);
+    assert.match(page, /<td class="num">1,234,567<\/td><td class="num">403-404<\/td><td class="num">1\.27 MiB<\/td>/);
+    assert.match(page, /<td class="num">925,060<\/td>/, 'a cell with its own format');
+  });
+
+  it('colours a heatmap of one-signed changes on a one-sided scale from no change, of mixed signs on a centred one', () => {
+    const diverging = { colors: 'diverging' as const };
+    const up = heatmapColours(diverging, [0, 0.2, 0.6]).scale as { domain: number[]; range: string[] };
+    assert.equal(up.domain[0], 0);
+    assert.equal(up.domain.at(-1), 0.6);
+    assert.equal(up.range[0], '#f2efee', 'no change is neutral');
+    const [red, blue] = [(c: string) => parseInt(c.slice(1, 3), 16), (c: string) => parseInt(c.slice(5, 7), 16)];
+    assert.ok(up.range.every((c) => blue(c) <= red(c) + 16), `red, never blue: ${up.range.join(' ')}`);
+    const down = heatmapColours(diverging, [-0.5, -0.1, 0]).scale as { domain: number[]; range: string[] };
+    assert.deepEqual([down.domain[0], down.domain.at(-1)], [-0.5, 0]);
+    assert.equal(down.range.at(-1), '#f2efee');
+    assert.ok(down.range.every((c) => red(c) <= blue(c) + 16), `blue, never red: ${down.range.join(' ')}`);
+    const both = heatmapColours(diverging, [-0.2, 0.5]).scale as { domain: number[]; scheme: string };
+    assert.deepEqual([both.scheme, both.domain], ['redblue', [-0.5, 0, 0.5]]);
+    // Magnitudes (the default) span their values.
+    assert.deepEqual((heatmapColours({}, [2, 7]).scale as { domain: number[] }).domain, [2, 7]);
+  });
+
+  it('names the x positions of a line chart on its axis and in each point\'s hover text', async () => {
+    const labels = ['layers.0/self_attn/{q,k,v}_proj', 'layers.0/mlp/down_proj', 'a'.repeat(60)];
+    const section: Section = { kind: 'line', series: [{ name: 's', points: labels.map((_, i): [number, number] => [i, i + 1]) }], xLabels: labels, marks: 'both', yTitle: 'y' };
+    const svg = svgs(await renderReport({ title: 't', meta: {}, sections: [section] }))[0];
+    assert.ok(svg);
+    for (const l of labels.slice(0, 2)) {
+      assert.match(svg, new RegExp(`>${l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</text>`), `axis label ${l}`);
+      assert.ok(svg.includes(`<title>${l} · s — y: `), `hover text of ${l}`);
+    }
+    // A long name is shortened in the middle on the axis, and whole in the hover text.
+    assert.match(svg, new RegExp(`>${shorten(labels[2], 32)}</text>`));
+    assert.ok(svg.includes(`<title>${labels[2]} · s`));
+  });
+
   it('builds Vega-Lite specs that group bars by series and keep the category order', () => {
     const grouped = chartSpec(everyKind()[4] as Extract<Section, { kind: 'bar' }>) as unknown as { encoding: Record<string, { field?: string; sort?: unknown }> };
     assert.equal(grouped.encoding.yOffset.field, 'series');
@@ -239,6 +305,10 @@ describe('documentFromJson', () => {
       scoring: { tokenizer: 'bytes', documents: 1, tokens: 10, bytes: 10, window: 8, stride: 4, windows: 3 },
     };
     assert.equal(documentFromJson(evalJson).kind, 'eval');
+    // Each figure in its own unit: the file in KiB/MiB, the parameters exact.
+    const figures = documentFromJson({ ...evalJson, candidate: { ...evalJson.candidate, size: { fileBytes: 1329838, parameters: { count: 925060, bytes: 1242197, byDtype: [] } } } }).document.sections.find((x) => x.title === 'Figures') as Extract<Section, { kind: 'table' }>;
+    const cell = (label: string) => figures.rows.find((r) => r[0] === label)?.[1];
+    assert.deepEqual([cell('file size'), cell('parameters'), cell('parameter size')], [{ value: 1329838, format: 'bytes' }, { value: 925060, format: 'int' }, { value: 1242197, format: 'bytes' }]);
     const line = { name: 't', op: 'MatMul', min: -1, max: 2, absMax: 2, p9999: 1.9, entropy: [-1, 1.5], kurtosis: 3, atLeastMagnitude: 0, beyondSigmas: [0, 1] };
     const calibrateJson = { model: 'm.onnx', data: { source: 's', kind: 'text' }, tensors: 1, samples: 1, tokens: 8, seconds: 1, largestRanges: [line], mostOutliers: [line] };
     assert.equal(documentFromJson(calibrateJson).kind, 'calibrate');
@@ -250,7 +320,10 @@ describe('documentFromJson', () => {
   });
 
   it('names tensors by the nodes that read them', () => {
-    assert.equal(tensorLabel(['/model/layers.0/self_attn/q_proj/MatMul', '/model/layers.0/self_attn/k_proj/MatMul', '/model/layers.0/self_attn/v_proj/MatMul']), 'layers.0/self_attn/{q_proj,k_proj,v_proj}');
+    assert.equal(tensorLabel(['/model/layers.0/self_attn/q_proj/MatMul', '/model/layers.0/self_attn/k_proj/MatMul', '/model/layers.0/self_attn/v_proj/MatMul']), 'layers.0/self_attn/{q,k,v}_proj');
+    assert.equal(tensorLabel(['/model/layers.1/mlp/gate_proj/MatMul', '/model/layers.1/mlp/up_proj/MatMul']), 'layers.1/mlp/{gate,up}_proj');
+    // Nothing shared at a '_' or '.' boundary: the names stay whole.
+    assert.equal(tensorLabel(['/a/x/MatMul', '/a/y/MatMul']), 'a/{x,y}');
     assert.equal(tensorLabel(['/lm_head/MatMul']), 'lm_head');
     assert.equal(tensorLabel([], 'tensor_x'), 'tensor_x');
   });
@@ -265,7 +338,8 @@ describe('report command', () => {
     assert.equal(r.code, 0, r.stderr);
     const written = JSON.parse(r.stdout) as { kind: string; out: string; bytes: number };
     assert.equal(written.kind, 'quantize');
-    assert.equal(readFileSync(out, 'utf8').length, written.bytes);
+    // Bytes, not characters: the page has non-ASCII text ('·', '—', '…').
+    assert.equal(readFileSync(out).length, written.bytes);
     assert.match(readFileSync(out, 'utf8'), /Quantization report \(w8\)/);
 
     assert.match(oneLineError(cli('report', join(dir, 'missing.json'), '--out', out)), /missing\.json: no such file/);

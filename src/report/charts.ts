@@ -18,7 +18,7 @@ const CONFIG: Config = {
   padding: 8,
   view: { stroke: '#ddd' },
   axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: LABEL_LIMIT, gridColor: '#eee' },
-  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 240 },
+  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 400 },
   range: { category: ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#eeca3b', '#9d755d', '#ff9da6', '#bab0ac'] },
 };
 
@@ -61,9 +61,14 @@ export async function renderChart(section: ChartSection): Promise<string> {
 /**
  * Inline SVG in HTML needs no namespace declarations (the HTML parser puts <svg> in the SVG namespace), and
  * leaving them out keeps the page free of any URL at all. Vega draws no images, so xlink is never used.
+ * A mark's description (its aria-label, already escaped by vega) also becomes its <title>: the browser shows it
+ * on hover, which is how a static page without script gets tooltips (full tensor names behind short labels).
  */
 function cleanSvg(svg: string): string {
-  return svg.replace(/\s+xmlns(:xlink)?="[^"]*"/g, '').replace(/^<svg /, '<svg role="img" ');
+  return svg
+    .replace(/\s+xmlns(:xlink)?="[^"]*"/g, '')
+    .replace(/^<svg /, '<svg role="img" ')
+    .replace(/<(path|text|line)( aria-label="([^"]*)" role="graphics-symbol"[^>]*?)\/>/g, '<$1$2><title>$3</title></$1>');
 }
 
 function barSpec(s: BarSection): TopLevelSpec {
@@ -89,18 +94,21 @@ function barSpec(s: BarSection): TopLevelSpec {
   const color = grouped
     ? { color: { field: 'series', type: 'nominal' as const, sort: series, title: null, legend: { orient: 'top' as const } } }
     : { color: { value: '#4c78a8' } };
+  const fmt = d3Format(s.format ?? '.4~g');
   const offset = grouped ? { [horizontal ? 'yOffset' : 'xOffset']: { field: 'series', type: 'nominal' as const, sort: series } } : {};
   // Pixels per category: one bar, or a group of thinner bars.
   const step = grouped ? Math.round(Math.max(5, Math.min(11, 30 / seriesCount)) * seriesCount + 6) : 18;
   return {
     config: CONFIG,
-    data: { values: s.data.map((d) => ({ ...d })) },
+    // The hover text names the category in full (its axis label may be cut to fit).
+    data: { values: s.data.map((d) => ({ ...d, tip: hoverText(d.category, d.series, s.valueTitle, fmt(d.value)) })) },
     mark: { type: 'bar', ...(horizontal ? { height: { band: 0.9 } } : {}) },
     ...(horizontal ? { width: WIDTH, height: { step, for: 'position' } } : { height: 260, width: { step: Math.max(grouped ? step : 0, 44), for: 'position' } }),
     encoding: {
       ...(horizontal ? { y: category, x: value } : { x: category, y: value }),
       ...color,
       ...offset,
+      description: { field: 'tip', type: 'nominal' },
     },
   } as unknown as TopLevelSpec;
 }
@@ -116,14 +124,7 @@ function heatmapSpec(s: HeatmapSection): TopLevelSpec {
       cells.push({ row, column, value: value !== null && Number.isFinite(value) ? value : null, label });
     }),
   );
-  const lo = finite.length ? Math.min(...finite) : 0;
-  const hi = finite.length ? Math.max(...finite) : 1;
-  const diverging = s.colors === 'diverging';
-  const mid = s.midpoint ?? 0;
-  const reach = Math.max(Math.abs(lo - mid), Math.abs(hi - mid)) || 1;
-  const domain = diverging ? [mid - reach, mid, mid + reach] : lo === hi ? [lo - 1, hi + 1] : [lo, hi];
-  // White text on the darkest part of the scale, black elsewhere.
-  const dark = diverging ? `abs(datum.value - ${mid}) > ${0.6 * reach}` : `datum.value > ${domain[0] + 0.6 * (domain[domain.length - 1] - domain[0])}`;
+  const { scale, dark } = heatmapColours(s, finite);
   const longestLabel = Math.max(...cells.map((c) => c.label.length), ...s.columns.map((c) => c.length * 0.8), 4);
   const cellWidth = Math.min(140, Math.max(56, longestLabel * 7 + 14));
   return {
@@ -144,7 +145,7 @@ function heatmapSpec(s: HeatmapSection): TopLevelSpec {
             field: 'value',
             type: 'quantitative',
             title: s.valueTitle ?? null,
-            scale: diverging ? { scheme: 'redblue', reverse: true, domain } : { scheme: 'oranges', domain, zero: false },
+            scale,
             ...(s.format ? { legend: { format: s.format } } : {}),
           },
         },
@@ -162,30 +163,103 @@ function heatmapSpec(s: HeatmapSection): TopLevelSpec {
   } as unknown as TopLevelSpec;
 }
 
+/** From no change to the largest: the positive and negative halves of vega's 'redblue' scheme (reversed). */
+const RED_HALF = ['#f2efee', '#fddbc7', '#f4a582', '#d6604d', '#b2182b', '#67001f'];
+const BLUE_HALF = ['#f2efee', '#d1e5f0', '#92c5de', '#4393c3', '#2166ac', '#053061'];
+
+/**
+ * The colour scale of a heatmap and the test for cells dark enough to need white text. Changes around a midpoint
+ * (colors 'diverging') get the two-sided red-blue scale only when they lie on both sides of it; when every change
+ * has one sign the scale runs from the midpoint in that sign's colour, so the whole range of colour shows how
+ * much worse (or better) a cell is rather than half the legend going unused.
+ */
+export function heatmapColours(s: Pick<HeatmapSection, 'colors' | 'midpoint'>, values: readonly number[]): { scale: Record<string, unknown>; dark: string } {
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  const darkAbove = (from: number, to: number) => `datum.value > ${from + 0.6 * (to - from)}`;
+  if (s.colors !== 'diverging') {
+    const domain = lo === hi ? [lo - 1, hi + 1] : [lo, hi];
+    return { scale: { scheme: 'oranges', domain, zero: false }, dark: darkAbove(domain[0], domain[1]) };
+  }
+  const mid = s.midpoint ?? 0;
+  // The halves of the two-sided scale, so a colour means the same change on a one-sided page.
+  const steps = (from: number, to: number) => RED_HALF.map((_, i) => from + ((to - from) * i) / (RED_HALF.length - 1));
+  if (lo >= mid) {
+    const top = hi > mid ? hi : mid + 1;
+    return { scale: { type: 'linear', domain: steps(mid, top), range: RED_HALF, interpolate: 'hcl' }, dark: darkAbove(mid, top) };
+  }
+  if (hi <= mid) {
+    const bottom = lo < mid ? lo : mid - 1;
+    return { scale: { type: 'linear', domain: steps(mid, bottom).reverse(), range: [...BLUE_HALF].reverse(), interpolate: 'hcl' }, dark: `datum.value < ${mid - 0.6 * (mid - bottom)}` };
+  }
+  const reach = Math.max(mid - lo, hi - mid);
+  return { scale: { scheme: 'redblue', reverse: true, domain: [mid - reach, mid, mid + reach] }, dark: `abs(datum.value - ${mid}) > ${0.6 * reach}` };
+}
+
 function lineSpec(s: LineSection): TopLevelSpec {
   // A log axis cannot place zero or negative values: they are left out rather than breaking the scale.
   const drawable = (v: number, type: LineSection['xScale']) => Number.isFinite(v) && (type !== 'log' || v > 0);
+  const yFormat = d3Format('.4~g');
+  const name = (x: number) => s.xLabels?.[x] ?? yFormat(x);
   const values = s.series.flatMap((series) =>
-    series.points.filter(([x, y]) => drawable(x, s.xScale) && drawable(y, s.yScale)).map(([x, y]) => ({ series: series.name, x, y })),
+    series.points
+      .filter(([x, y]) => drawable(x, s.xScale) && drawable(y, s.yScale))
+      .map(([x, y]) => ({ series: series.name, x, y, tip: hoverText(name(x), series.name, s.yTitle, yFormat(y)) })),
   );
   const marks = s.marks ?? 'line';
-  const mark =
-    marks === 'points'
-      ? { type: 'point' as const, filled: true, size: 44, opacity: 0.85 }
-      : { type: 'line' as const, strokeWidth: 1.5, ...(marks === 'both' ? { point: { filled: true, size: 18 } } : {}) };
   const scale = (type: 'linear' | 'log' | undefined) => ({ type: type ?? 'linear', ...(type === 'log' ? {} : { zero: false }) });
+  const encoding = {
+    x: { field: 'x', type: 'quantitative', title: s.xTitle ?? null, scale: { ...scale(s.xScale), ...(s.xLabels ? { nice: false, padding: 10 } : {}) }, ...(s.xLabels ? { axis: namedAxis(s.xLabels) } : {}) },
+    y: { field: 'y', type: 'quantitative', title: s.yTitle ?? null, scale: scale(s.yScale) },
+    color: { field: 'series', type: 'nominal', sort: s.series.map((x) => x.name), title: null, legend: { orient: 'top' } },
+  };
+  // Points carry the hover text; a line is one path, so it carries none (it would name only its first point).
+  const line = { mark: { type: 'line', strokeWidth: 1.5, aria: false } };
+  const points = { mark: { type: 'point', filled: true, ...(marks === 'points' ? { size: 44, opacity: 0.85 } : { size: 18, opacity: 1 }) }, encoding: { description: { field: 'tip', type: 'nominal' } } };
   return {
     config: CONFIG,
     data: { values },
     width: WIDTH,
     height: 260,
-    mark,
-    encoding: {
-      x: { field: 'x', type: 'quantitative', title: s.xTitle ?? null, scale: scale(s.xScale) },
-      y: { field: 'y', type: 'quantitative', title: s.yTitle ?? null, scale: scale(s.yScale) },
-      color: { field: 'series', type: 'nominal', sort: s.series.map((x) => x.name), title: null, legend: { orient: 'top' } },
-    },
+    encoding,
+    layer: marks === 'points' ? [points] : marks === 'both' ? [line, points] : [line],
   } as unknown as TopLevelSpec;
+}
+
+/** Longest x-axis label, in characters, before it is shortened in the middle (the hover text has it whole). */
+const X_LABEL_CHARS = 32;
+
+/**
+ * An x axis naming integer positions: a tick for every position while they fit (every second, fourth, ... past
+ * that), labels rotated, long ones shortened in the middle so both the start (the layer) and the end (the
+ * projection) stay readable.
+ */
+function namedAxis(labels: readonly string[]): Record<string, unknown> {
+  const fit = Math.max(1, Math.floor(WIDTH / 14));
+  const every = Math.ceil(labels.length / fit);
+  const positions = labels.map((_, i) => i).filter((i) => i % every === 0);
+  const short = labels.map((l) => shorten(l, X_LABEL_CHARS));
+  return {
+    values: positions,
+    labelExpr: `${JSON.stringify(short)}[datum.value] || ''`,
+    labelAngle: -50,
+    // Vega measures text without a browser, overestimating a little: room for X_LABEL_CHARS at 11 px.
+    labelLimit: Math.ceil(X_LABEL_CHARS * 11 * 0.9),
+    labelOverlap: false,
+    grid: false,
+  };
+}
+
+/** 'model.layers.12.self_attn.q_proj.weight' -> 'model.layers…q_proj.weight' at 26 characters. */
+export function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = Math.ceil((max - 1) * 0.45);
+  return `${text.slice(0, head)}…${text.slice(text.length - (max - 1 - head))}`;
+}
+
+/** 'layers.0/mlp/down_proj · prose — |x| max: 78.11'. */
+function hoverText(what: string, series: string | undefined, valueTitle: string | undefined, value: string): string {
+  return `${what}${series === undefined ? '' : ` · ${series}`}${valueTitle ? ` — ${valueTitle}` : ''}: ${value}`;
 }
 
 function unique<T>(xs: readonly T[]): T[] {

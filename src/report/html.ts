@@ -3,18 +3,21 @@
 // network. A Content-Security-Policy meta tag makes a browser refuse any fetch should one ever slip in.
 import { writeTextAtomically } from '../util/atomic.js';
 import { d3Format as makeD3Format, renderChart, type ChartSection } from './charts.js';
-import type { BarSection, Cell, HeatmapSection, LineSection, NumberFormat, ReportDocument, ReportMeta, Section, TableColumn } from './types.js';
+import { formatNumber } from './format.js';
+import type { Cell, HeatmapSection, LineSection, NumberFormat, ReportDocument, ReportMeta, Section, TableColumn } from './types.js';
+
+export { formatNumber };
 
 /** Charts whose data table is longer than this many rows get no table (the chart has to do). */
 const MAX_DATA_ROWS = 300;
 
 export async function renderReport(doc: ReportDocument): Promise<string> {
   const body: string[] = [];
-  const titled = doc.sections.filter((s) => s.title);
-  if (titled.length >= 4) {
+  const listed = (s: Section) => s.title && (s.level ?? 2) === 2;
+  if (doc.sections.filter(listed).length >= 4) {
     body.push(
       '<nav class="toc"><ol>',
-      ...doc.sections.flatMap((s, i) => (s.title ? [`<li><a href="#s${i + 1}">${esc(s.title)}</a></li>`] : [])),
+      ...doc.sections.flatMap((s, i) => (listed(s) ? [`<li><a href="#s${i + 1}">${esc(s.title!)}</a></li>`] : [])),
       '</ol></nav>',
     );
   }
@@ -63,8 +66,9 @@ function renderMeta(meta: ReportMeta): string {
 }
 
 async function renderSection(s: Section, n: number): Promise<string> {
+  const h = `h${s.level ?? 2}`;
   const head = [
-    ...(s.title ? [`<h2>${esc(s.title)}</h2>`] : []),
+    ...(s.title ? [`<${h}>${esc(s.title)}</${h}>`] : []),
     ...(s.caption ? [`<p class="caption">${esc(s.caption)}</p>`] : []),
   ];
   let content: string;
@@ -73,7 +77,7 @@ async function renderSection(s: Section, n: number): Promise<string> {
       content = [...(s.paragraphs ?? []).map((p) => `<p>${esc(p)}</p>`), ...(s.items?.length ? [`<ul>${s.items.map((i) => `<li>${esc(i)}</li>`).join('')}</ul>`] : [])].join('\n');
       break;
     case 'facts':
-      content = `<dl class="facts">${s.facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'number' ? formatNumber(v) : v)}</dd>`).join('')}</dl>`;
+      content = `<dl class="facts">${s.facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${breakable(typeof v === 'number' ? formatNumber(v) : v)}</dd>`).join('')}</dl>`;
       break;
     case 'table':
       content = renderTable(s.columns, s.rows);
@@ -134,63 +138,56 @@ function heatmapTable(s: HeatmapSection): string {
 function lineTable(s: LineSection): string | null {
   const points = s.series.reduce((a, x) => a + x.points.length, 0);
   if (points > MAX_DATA_ROWS) return null;
+  const named = s.xLabels !== undefined;
   return renderTable(
-    ['series', s.xTitle ?? 'x', s.yTitle ?? 'y'],
-    s.series.flatMap((x) => x.points.map(([a, b]) => [x.name, a, b])),
+    ['series', s.xTitle ?? 'x', ...(named ? ['name'] : []), s.yTitle ?? 'y'],
+    s.series.flatMap((x) => x.points.map(([a, b]) => [x.name, a, ...(named ? [s.xLabels![a] ?? null] : []), b])),
   );
 }
 
 function renderTable(columns: readonly (string | TableColumn)[], rows: readonly Cell[][]): string {
   const cols = columns.map((c) => (typeof c === 'string' ? { label: c } : c));
-  const head = `<thead><tr>${cols.map((c) => `<th>${esc(c.label)}</th>`).join('')}</tr></thead>`;
+  // A column of numbers (or declared right-aligned) has its heading over the numbers, not over empty space.
+  const right = cols.map((c, i) => c.align === 'right' || (rows.length > 0 && rows.every((r) => typeof r[i] !== 'string')));
+  const head = `<thead><tr>${cols.map((c, i) => `<th${right[i] ? ' class="num"' : ''}>${keepFormulas(c.label)}</th>`).join('')}</tr></thead>`;
   const body = rows
-    .map((row) => `<tr>${cols.map((c, i) => cell(row[i] ?? null, c.format)).join('')}</tr>`)
+    .map((row) => `<tr>${cols.map((c, i) => cell(row[i] ?? null, c.format, right[i])).join('')}</tr>`)
     .join('\n');
   return `<div class="table-wrap"><table>${head}<tbody>\n${body}\n</tbody></table></div>`;
 }
 
-function cell(value: Cell, format?: NumberFormat): string {
+function cell(value: Cell, format: NumberFormat | undefined, right: boolean): string {
   if (value === null) return '<td></td>';
   if (typeof value === 'number') return `<td class="num">${esc(formatNumber(value, format))}</td>`;
-  return `<td>${esc(value)}</td>`;
+  if (typeof value === 'object') return `<td class="num">${esc(formatNumber(value.value, value.format))}</td>`;
+  return `<td${right ? ' class="num"' : ''}>${breakable(value)}</td>`;
 }
 
-export function formatNumber(x: number, format?: NumberFormat): string {
-  if (Number.isNaN(x)) return '-';
-  if (!Number.isFinite(x)) return x > 0 ? '∞' : '-∞';
-  switch (format) {
-    case 'int':
-      return Math.round(x).toLocaleString('en-US');
-    case 'bytes':
-      return bytes(x);
-    case 'percent':
-      return `${(100 * x).toFixed(Math.abs(x) < 0.1 ? 2 : 1)}%`;
-    case 'exp2':
-      return x.toExponential(2);
-    case 'sig4':
-      return sig4(x);
-    case undefined:
-      return Number.isInteger(x) ? x.toLocaleString('en-US') : sig4(x);
-    default:
-      return x.toFixed(Number(format.slice(5)));
+/**
+ * A heading (escaped) that may wrap between words but not inside a formula: '|x| >= 6', 'max |log2| shift' and
+ * 'p99.99 spread' keep their symbols with their neighbours. A no-break space is not enough: the line-breaking
+ * rules allow a break after '|' even before one, so each formula goes in a span that does not wrap.
+ */
+function keepFormulas(label: string): string {
+  const word = /^\(?[A-Za-z]{2,}[\w-]*\)?[,:;]?$/;
+  const tokens = label.split(' ');
+  const groups: string[][] = [];
+  for (const [i, t] of tokens.entries()) {
+    if (i > 0 && !(word.test(t) && word.test(tokens[i - 1]))) groups.at(-1)!.push(t);
+    else groups.push([t]);
   }
+  return groups.map((g) => (g.length > 1 ? `<span class="nowrap">${esc(g.join(' '))}</span>` : esc(g[0]))).join(' ');
 }
 
-function sig4(x: number): string {
-  if (x === 0) return '0';
-  const a = Math.abs(x);
-  return a >= 1e6 || a < 1e-3 ? x.toExponential(3) : String(Number(x.toPrecision(4)));
-}
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2)} ${units[i]}`;
+/**
+ * Escaped text whose long names (tensor and node paths, file paths, dotted weight names) may break after '/' or '.',
+ * so a table column or a fact narrows to fit the page instead of pushing it wider; short words never break.
+ */
+function breakable(text: string): string {
+  return text
+    .split(/(\s+)/)
+    .map((word) => (word.length > 16 ? esc(word).replace(/([/.]+)(?=[^\s])/g, '$1<wbr>') : esc(word)))
+    .join('');
 }
 
 function d3Format(spec: string | undefined): ((x: number) => string) | undefined {
@@ -209,6 +206,7 @@ main { max-width: 1040px; margin: 0 auto; padding: 24px 28px 48px; background: w
 header { border-bottom: 1px solid #e3e5e8; margin-bottom: 8px; padding-bottom: 12px; }
 h1 { font-size: 24px; margin: 0 0 4px; font-weight: 600; }
 h2 { font-size: 18px; margin: 28px 0 6px; font-weight: 600; }
+h3 { font-size: 15px; margin: 20px 0 4px; font-weight: 600; }
 .subtitle { margin: 0 0 8px; color: #444; }
 .caption { margin: 0 0 10px; color: #555; max-width: 80ch; }
 dl.meta { display: flex; flex-wrap: wrap; gap: 4px 22px; margin: 6px 0 0; font-size: 12px; color: #555; }
@@ -221,11 +219,13 @@ dl.facts dd { margin: 0; font-variant-numeric: tabular-nums; word-break: break-w
 nav.toc { font-size: 13px; margin: 10px 0; }
 nav.toc ol { margin: 0; padding-left: 20px; columns: 2; }
 nav.toc a { color: #2a5b9c; text-decoration: none; }
-.table-wrap { overflow-x: auto; margin: 6px 0; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 6px 0; }
 table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eceef1; text-align: left; vertical-align: top; }
-th { background: #f3f4f6; font-weight: 600; white-space: nowrap; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eceef1; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+th { background: #f3f4f6; font-weight: 600; vertical-align: bottom; }
+th.num, td.num { text-align: right; }
+.nowrap { white-space: nowrap; }
+td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:hover { background: #fafbfc; }
 figure.chart { margin: 6px 0; overflow-x: auto; }
 figure.chart svg { display: block; max-width: 100%; height: auto; }

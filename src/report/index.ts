@@ -4,6 +4,7 @@ export type {
   BarSection,
   Cell,
   FactsSection,
+  FormattedNumber,
   HeatmapSection,
   LineSection,
   NumberFormat,
@@ -15,7 +16,8 @@ export type {
   TableSection,
   TextSection,
 } from './types.js';
-export { renderReport, writeReportFile, formatNumber } from './html.js';
+export { renderReport, writeReportFile } from './html.js';
+export { formatNumber, formatBytes, formatCount } from './format.js';
 export { chartSpec, renderChart, type ChartSection } from './charts.js';
 export { reportMeta, toolVersion, ortEngine, machineDescription } from './meta.js';
 export { documentFromJson, readReportJson, ReportInputError, REPORT_KINDS, type ReportKind } from './from-json.js';

@@ -29,6 +29,11 @@ export type SectionKind = Section['kind'];
 interface SectionBase {
   /** Heading of the section; a section without one continues the previous one. */
   title?: string;
+  /**
+   * 2 (default): a top-level section, listed in the contents box. 3: a part of the level-2 section before it
+   * (e.g. a pass's own sections under the pass's heading in a recipe run's page), not listed.
+   */
+  level?: 2 | 3;
   /** A sentence shown under the heading (what the section shows, how to read it). */
   caption?: string;
 }
@@ -46,15 +51,30 @@ export interface FactsSection extends SectionBase {
   facts: [label: string, value: string | number][];
 }
 
-/** A cell: text, a number (right-aligned, formatted by the column), or empty. */
-export type Cell = string | number | null;
+/**
+ * A cell: text, a number (right-aligned, formatted by the column), a number with its own format (for tables whose
+ * rows hold different quantities, e.g. a size row under a perplexity row), or empty.
+ */
+export type Cell = string | number | FormattedNumber | null;
+
+export interface FormattedNumber {
+  value: number;
+  format: NumberFormat;
+}
 
 export interface TableColumn {
   label: string;
   /** How numbers of this column are shown; default: integers with separators, others to 4 significant digits. */
   format?: NumberFormat;
+  /** Right-aligns text cells too (text that stands for numbers, e.g. a range '403-404'); numbers always are. */
+  align?: 'right';
 }
 
+/**
+ * 'int': exact, with thousands separators; 'bytes': B under 1024, else KiB/MiB/GiB to 3 significant digits;
+ * 'percent': a share (0.25 -> 25.0%); 'fixedN': N decimals; 'sig4': 4 significant digits (integers with separators
+ * from 10,000 up, exponent form below 0.001); 'exp2': exponent form with 2 decimals.
+ */
 export type NumberFormat = 'int' | 'bytes' | 'percent' | `fixed${0 | 1 | 2 | 3 | 4 | 5 | 6}` | 'sig4' | 'exp2';
 
 export interface TableSection extends SectionBase {
@@ -93,7 +113,11 @@ export interface HeatmapSection extends SectionBase {
   valueTitle?: string;
   /** d3-format of the values when no labels are given. */
   format?: string;
-  /** 'sequential' (low light, high dark; default) or 'diverging' (centred on `midpoint`, default 0). */
+  /**
+   * 'sequential' (default): magnitudes, low light, high dark over the values' span. 'diverging': changes around
+   * `midpoint` (default 0): a two-sided scale centred on it when values lie on both sides, and a one-sided scale
+   * from it when they all lie on one side (every cell worse than fp32 is not drawn half in the other colour).
+   */
   colors?: 'sequential' | 'diverging';
   midpoint?: number;
 }
@@ -106,6 +130,11 @@ export interface LineSection extends SectionBase {
   marks?: 'line' | 'points' | 'both';
   xTitle?: string;
   yTitle?: string;
+  /**
+   * Names of the x positions 0, 1, 2, ... (points then have integer x): the axis shows them (rotated, shortened
+   * where long) instead of bare indices, and each point's hover text names its position in full.
+   */
+  xLabels?: string[];
   xScale?: 'linear' | 'log';
   yScale?: 'linear' | 'log';
 }

@@ -2,6 +2,8 @@
 // perplexity heatmap, range-difference bars for the tensors that move most, outlier counts, ranges along the
 // network, and the tables behind them.
 import type { CompareCalibReport, RangeMeasure, TensorComparison } from '../../calibration/compare.js';
+import { plural } from '../format.js';
+import { layerName } from '../names.js';
 import type { ReportDocument, Section } from '../types.js';
 
 const MEASURES: [RangeMeasure, string][] = [
@@ -12,24 +14,33 @@ const MEASURES: [RangeMeasure, string][] = [
 
 /**
  * A short name for an activation tensor from the nodes that read it: '/model/layers.0/self_attn/q_proj/MatMul'
- * and its k/v siblings become 'layers.0/self_attn/{q_proj,k_proj,v_proj}'.
+ * and its k/v siblings become 'layers.0/self_attn/{q,k,v}_proj'.
  */
 export function tensorLabel(consumers: readonly string[], fallback = '?'): string {
   if (consumers.length === 0) return fallback;
-  const parts = consumers.map((c) =>
-    c
-      .replace(/^\/?model\//, '')
-      .replace(/^\//, '')
-      .replace(/\/(MatMul|Gemm|Conv)(_\d+)?$/, '')
-      .split('/'),
-  );
+  const parts = consumers.map((c) => layerName(c).split('/'));
   if (parts.length === 1) return parts[0].join('/');
   let common = 0;
   while (parts.every((p) => common < p.length - 1 && p[common] === parts[0][common])) common++;
   const prefix = parts[0].slice(0, common).join('/');
   const rest = [...new Set(parts.map((p) => p.slice(common).join('/')))];
-  const listed = rest.length > 4 ? `${rest.slice(0, 3).join(',')},+${rest.length - 3}` : rest.join(',');
-  return `${prefix ? `${prefix}/` : ''}{${listed}}`;
+  if (rest.length === 1) return `${prefix ? `${prefix}/` : ''}${rest[0]}`;
+  // A suffix every name shares ('_proj') is written once after the braces.
+  const suffix = commonSuffix(rest);
+  const names = rest.map((n) => n.slice(0, n.length - suffix.length));
+  const listed = names.length > 4 ? `${names.slice(0, 3).join(',')},+${names.length - 3}` : names.join(',');
+  return `${prefix ? `${prefix}/` : ''}{${listed}}${suffix}`;
+}
+
+/** The longest suffix of all the names that starts at a '_', '.' or '/' and leaves each name something before it. */
+function commonSuffix(names: readonly string[]): string {
+  const first = names[0];
+  for (let at = 1; at < first.length; at++) {
+    if (!'_./'.includes(first[at])) continue;
+    const suffix = first.slice(at);
+    if (names.every((n) => n.length > suffix.length && n.endsWith(suffix))) return suffix;
+  }
+  return '';
 }
 
 export function compareCalibDocument(r: CompareCalibReport): ReportDocument {
@@ -56,11 +67,11 @@ export function compareCalibSections(r: CompareCalibReport): Section[] {
       ['model', r.model],
       ['scheme', `${r.scheme} (activation ranges: ${r.rangeMethod}${r.rangeMethod === 'percentile' ? ` ${r.percentile}` : ''})`],
       ['calibration', `${c.samples} samples x ${c.sequenceLength} tokens per set, seed ${c.seed}, batch ${c.batchSize}, split '${c.split}'`],
-      ...r.sets.map((s): [string, string] => [`set ${s.name}`, `${s.path} (${s.samples} samples, ${s.tokens.toLocaleString('en-US')} tokens, ${s.seconds.toFixed(1)} s)`]),
+      ...r.sets.map((s): [string, string] => [`set ${s.name}`, `${s.path} (${plural(s.samples, 'sample')}, ${plural(s.tokens, 'token')}, ${s.seconds.toFixed(1)} s)`]),
       ...(r.evaluation
         ? [['evaluation', `split '${r.evaluation.split}', at most ${r.evaluation.maxTokens.toLocaleString('en-US')} tokens per domain, window ${r.evaluation.window}, stride ${r.evaluation.stride}, tokenizer ${r.evaluation.tokenizer}`] as [string, string]]
         : []),
-      ...r.domains.map((d): [string, string] => [`domain ${d.name}`, `${d.path} (${d.documents} documents, ${d.tokens.toLocaleString('en-US')} tokens)`]),
+      ...r.domains.map((d): [string, string] => [`domain ${d.name}`, `${d.path} (${plural(d.documents, 'document')}, ${plural(d.tokens, 'token')})`]),
       ['compared tensors', `${r.tensors.length} (the activations ${r.scheme} quantizes)`],
       ['run time', `${r.seconds.toFixed(1)} s`],
     ],
@@ -130,26 +141,31 @@ export function compareCalibSections(r: CompareCalibReport): Section[] {
     sections.push({
       kind: 'line',
       title: 'Ranges along the network',
-      caption: '|x| max of every compared tensor in graph order, one line per set (log scale).',
+      caption: '|x| max of every compared tensor in graph order, one line per set (log scale). Tensors are named by the nodes reading them; hover a point for the full name.',
       series: r.sets.map((s, i) => ({ name: s.name, points: r.tensors.map((t, k): [number, number] => [k, t.ranges[i].absMax]) })),
+      xLabels: r.tensors.map((t) => labelOf.get(t.tensor)!),
       marks: 'both',
-      xTitle: 'tensor (graph order)',
+      xTitle: 'tensor, read by (graph order)',
       yTitle: '|x| max',
       yScale: 'log',
     });
   }
 
+  // Two tables rather than one with three columns per set: the width stays the same however many sets there are.
   sections.push({
     kind: 'table',
     title: 'Ranges of the tensors that move most',
-    columns: [
-      'read by',
-      'tensor',
-      ...MEASURES.map(([, l]) => ({ label: `${l} spread`, format: 'percent' as const })),
-      ...setNames.flatMap((n) => [{ label: `${n} |x| max`, format: 'sig4' as const }, { label: `${n} p99.99`, format: 'sig4' as const }, { label: `${n} entropy`, format: 'sig4' as const }]),
-    ],
-    rows: top.map((t) => [labelOf.get(t.tensor)!, t.tensor, ...MEASURES.map(([m]) => t.spread[m]), ...t.ranges.flatMap((x) => [x.absMax, x.p9999, x.entropy])]),
+    columns: ['read by', 'tensor', ...MEASURES.map(([, l]) => ({ label: `${l} spread`, format: 'percent' as const }))],
+    rows: top.map((t) => [labelOf.get(t.tensor)!, t.tensor, ...MEASURES.map(([m]) => t.spread[m])]),
   });
+  if (top.length > 0) {
+    sections.push({
+      kind: 'table',
+      caption: "Each set's ranges of those tensors.",
+      columns: ['read by', 'set', ...MEASURES.map(([, l]) => ({ label: l, format: 'sig4' as const }))],
+      rows: top.flatMap((t) => t.ranges.map((x, i) => [labelOf.get(t.tensor)!, setNames[i], x.absMax, x.p9999, x.entropy])),
+    });
+  }
 
   sections.push({
     kind: 'table',

@@ -5,6 +5,7 @@ import type { EvalReport } from '../../decoding/evaluate.js';
 import type { QuantizeReport } from '../../passes/quantize.js';
 import { COMPRESS_REPORT_FORMAT, type CompressReport, type PassRecord } from '../../passes/runner.js';
 import type { VerificationReport } from '../../quantization/verify.js';
+import { formatBytes } from '../format.js';
 import type { ReportDocument, Section } from '../types.js';
 import { calibrateSections, isCalibrateReport } from './calibrate.js';
 import { compareCalibSections } from './compare-calib.js';
@@ -25,14 +26,18 @@ export function compressDocument(r: CompressReport): ReportDocument {
       facts: [
         ['recipe', r.recipe.path ?? r.recipe.name ?? '(given in code)'],
         ['passes', r.passes.map((p) => p.pass).join(' -> ')],
-        ['model', `${r.model.path} (${r.model.bytes.toLocaleString('en-US')} bytes)`],
-        ['output', r.output ? `${r.output.path} (${r.output.bytes.toLocaleString('en-US')} bytes, ${(r.output.bytes / r.model.bytes).toFixed(3)}x)` : 'none (no pass changed the model)'],
+        ['model', `${r.model.path} (${formatBytes(r.model.bytes)})`],
+        ['output', r.output ? `${r.output.path} (${formatBytes(r.output.bytes)}, ${(r.output.bytes / r.model.bytes).toFixed(3)}x the input)` : 'none (no pass changed the model)'],
         ['time', `${r.timing.totalSeconds.toFixed(1)} s`],
       ],
     },
   ];
   if (r.notes.length) sections.push({ kind: 'text', items: r.notes });
-  for (const p of r.passes) sections.push(...passSections(p, r));
+  // Each pass's sections sit under its heading (and out of the contents box, which lists the passes).
+  for (const p of r.passes) {
+    const [heading, ...own] = passSections(p, r);
+    sections.push(heading, ...own.map((s): Section => ({ ...s, level: 3 })));
+  }
   return {
     title: `Compression report${r.recipe.name ? ` (${r.recipe.name})` : ''}`,
     subtitle: `${r.model.path}${r.output ? ` -> ${r.output.path}` : ''}`,

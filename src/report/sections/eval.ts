@@ -1,7 +1,9 @@
 // The eval command's JSON (EvalReport, src/decoding/evaluate.ts) as report sections: the figures of the model and its
 // reference side by side, and for tensor models the output agreement.
 import type { EvalReport } from '../../decoding/evaluate.js';
-import type { ReportDocument, ReportMeta, Section } from '../types.js';
+import { byteUnit } from '../../util/units.js';
+import { formatCount, sig4 } from '../format.js';
+import type { Cell, NumberFormat, ReportDocument, ReportMeta, Section } from '../types.js';
 
 /** Whether a value has the shape of eval's JSON. */
 export function isEvalReport(x: unknown): x is EvalReport {
@@ -27,31 +29,45 @@ export function evalSections(r: EvalReport): Section[] {
         ['tokenizer', s.tokenizer],
         ['documents', s.documents],
         ['tokens scored', s.tokens],
-        ['bytes', s.bytes],
-        ['windows', `${s.windows} (window ${s.window}, stride ${s.stride})`],
+        ['UTF-8 bytes scored', s.bytes],
+        ['windows', `${formatCount(s.windows)} (window ${s.window}, stride ${s.stride})`],
       ],
     });
   }
-  const rows: (string | number | null)[][] = [];
-  const row = (label: string, get: (m: EvalReport['candidate']) => number | undefined | null) => {
+  // One row per figure, so each row has its own format: sizes in KiB/MiB, counts exact.
+  const rows: Cell[][] = [];
+  const row = (label: string, format: NumberFormat, get: (m: EvalReport['candidate']) => number | undefined | null) => {
     const cells = models.map(get);
-    if (cells.some((c) => c !== undefined && c !== null)) rows.push([label, ...cells.map((c) => c ?? null)]);
+    if (cells.some((c) => c !== undefined && c !== null)) rows.push([label, ...cells.map((c) => (c === undefined || c === null ? null : { value: c, format }))]);
   };
-  row('perplexity', (m) => m.perplexity?.perplexity);
-  row('bits per byte', (m) => m.perplexity?.bitsPerByte);
-  row('mean NLL (nats/token)', (m) => m.perplexity?.meanNll);
-  row('prefill tokens/s', (m) => m.speed?.prefill.tokensPerSecond);
-  row('decode tokens/s', (m) => m.speed?.decode.tokensPerSecond);
-  row('file bytes', (m) => m.size.fileBytes);
-  row('parameters', (m) => m.size.parameters.count);
-  row('parameter bytes', (m) => m.size.parameters.bytes);
-  sections.push({ kind: 'table', title: 'Figures', columns: ['', ...names.map((n) => ({ label: n, format: 'sig4' as const }))], rows });
+  row('perplexity', 'sig4', (m) => m.perplexity?.perplexity);
+  row('bits per byte', 'fixed4', (m) => m.perplexity?.bitsPerByte);
+  row('mean NLL (nats/token)', 'sig4', (m) => m.perplexity?.meanNll);
+  row('prefill tokens/s', 'int', (m) => m.speed?.prefill.tokensPerSecond);
+  row('decode tokens/s', 'int', (m) => m.speed?.decode.tokensPerSecond);
+  row('file size', 'bytes', (m) => m.size.fileBytes);
+  row('parameters', 'int', (m) => m.size.parameters.count);
+  row('parameter size', 'bytes', (m) => m.size.parameters.bytes);
+  sections.push({ kind: 'table', title: 'Figures', columns: ['', ...names], rows });
+  const byDtype = models.flatMap((m, i) => m.size.parameters.byDtype.map((d) => ({ category: d.dtype, series: names[i], bytes: d.bytes })));
+  if (byDtype.length > 0) {
+    const unit = byteUnit(Math.max(...byDtype.map((d) => d.bytes)));
+    sections.push({
+      kind: 'bar',
+      title: 'Parameters by type',
+      caption: 'Bytes of the initializers of each element type: what quantization moved from float to integer codes.',
+      data: byDtype.map((d) => ({ category: d.category, series: d.series, value: d.bytes / unit.divisor })),
+      seriesOrder: names,
+      valueTitle: unit.unit,
+      format: '.3~f',
+    });
+  }
   if (r.comparison) {
     sections.push({
       kind: 'facts',
       title: 'Against the reference',
       facts: [
-        ['KL(reference || model) per token', `mean ${r.comparison.kl.mean.toExponential(3)}, p95 ${r.comparison.kl.p95.toExponential(3)}, max ${r.comparison.kl.max.toExponential(3)} nats`],
+        ['KL(reference || model) per token', `mean ${sig4(r.comparison.kl.mean)}, p95 ${sig4(r.comparison.kl.p95)}, max ${sig4(r.comparison.kl.max)} nats`],
         ['top-1 agreement', `${(100 * r.comparison.top1Agreement).toFixed(2)}%`],
       ],
     });
@@ -67,7 +83,7 @@ export function evalSections(r: EvalReport): Section[] {
     });
     sections.push({
       kind: 'table',
-      columns: ['output', { label: 'elements', format: 'int' }, { label: 'max |diff|', format: 'exp2' }, { label: 'cosine', format: 'fixed6' }],
+      columns: ['output', { label: 'elements', format: 'int' }, { label: 'max |diff|', format: 'sig4' }, { label: 'cosine', format: 'fixed6' }],
       rows: r.agreement.outputs.map((o) => [o.output, o.elements, o.maxAbsDiff, o.cosine]),
     });
   }

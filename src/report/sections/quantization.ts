@@ -3,10 +3,12 @@
 // (src/quantization/writers/common.ts), and the quantize command's whole-run report (QuantizationRunReport,
 // src/quantization/pipeline.ts), which adds calibration, activation ranges, verification and timing.
 import { REPORT_FORMAT, type QuantizationRunReport } from '../../quantization/pipeline.js';
-import type { NodeReport, WriterReport } from '../../quantization/writers/common.js';
-import type { VerificationReport } from '../../quantization/verify.js';
-import { formatNumber } from '../html.js';
-import type { ReportDocument, ReportMeta, Section } from '../types.js';
+import type { WriterReport } from '../../quantization/writers/common.js';
+import { describeGate, type VerificationReport } from '../../quantization/verify.js';
+import { byteUnit } from '../../util/units.js';
+import { formatBytes, formatPercent, plural, sig4 } from '../format.js';
+import { layerNames, shortTensorNames } from '../names.js';
+import type { Cell, ReportDocument, ReportMeta, Section, TableColumn } from '../types.js';
 
 /** Charts list at most this many layers (the node table always has them all). */
 const MAX_BARS = 400;
@@ -55,23 +57,25 @@ export function verificationSections(v: VerificationReport): Section[] {
     title: 'Verification',
     caption: 'The written file opened in ONNX Runtime and run beside the original on the same inputs.',
     facts: [
-      ['inputs', `${v.inputs.description} (${v.inputs.batches} batches, ${v.inputs.rows} rows)`],
-      ['worst output', `max |diff| ${v.worst.maxAbsDiff.toExponential(3)}, cosine ${v.worst.cosine.toFixed(6)}`],
+      ['inputs', `${v.inputs.description} (${plural(v.inputs.batches, 'batch')}, ${plural(v.inputs.rows, 'row')})`],
+      ['worst output', `max |diff| ${sig4(v.worst.maxAbsDiff)}, cosine ${v.worst.cosine.toFixed(6)}`],
       ...(lm
         ? ([
-            ['KL(original || quantized)', `mean ${lm.kl.mean.toExponential(3)}, p95 ${lm.kl.p95.toExponential(3)}, max ${lm.kl.max.toExponential(3)} nats per token (${lm.tokens} tokens)`],
+            ['KL(original || quantized)', `mean ${sig4(lm.kl.mean)}, p95 ${sig4(lm.kl.p95)}, max ${sig4(lm.kl.max)} nats per token (${plural(lm.tokens, 'token')})`],
             ['top-1 agreement', `${(100 * lm.top1Agreement).toFixed(2)}%`],
             ['perplexity on the batch', `${lm.perplexity.original.toFixed(3)} -> ${lm.perplexity.quantized.toFixed(3)}`],
           ] as [string, string][])
         : []),
-      ...(v.thresholds.minCosine !== undefined ? [['required cosine', v.thresholds.minCosine] as [string, number]] : []),
-      ...(v.thresholds.minTop1Agreement !== undefined ? [['required top-1 agreement', v.thresholds.minTop1Agreement] as [string, number]] : []),
+      // Reports saved before the quality gate existed have thresholds only where the caller set them, and no gate.
+      ...(v.gate ? [['quality gate', describeGate(v)] as [string, string]] : []),
+      ...(!v.gate && v.thresholds.minCosine !== undefined ? [['required cosine', v.thresholds.minCosine] as [string, number]] : []),
+      ...(!v.gate && v.thresholds.minTop1Agreement !== undefined ? [['required top-1 agreement', formatPercent(v.thresholds.minTop1Agreement)] as [string, string]] : []),
     ],
   });
   if (v.outputs.length > 1) {
     out.push({
       kind: 'table',
-      columns: ['output', { label: 'elements', format: 'int' }, { label: 'max |diff|', format: 'exp2' }, { label: 'cosine', format: 'fixed6' }],
+      columns: ['output', { label: 'elements', format: 'int' }, { label: 'max |diff|', format: 'sig4' }, { label: 'cosine', format: 'fixed6' }],
       rows: v.outputs.map((o) => [o.output, o.elements, o.maxAbsDiff, o.cosine]),
     });
   }
@@ -102,7 +106,7 @@ export function calibrationSections(r: Pick<QuantizationRunReport, 'calibration'
         kind: 'bar',
         title: 'Activation ranges',
         caption: `Share of each activation's observed span cut off by ${method} clipping.`,
-        data: a.ranges.slice(0, MAX_BARS).map((e) => ({ category: e.tensor, value: e.clipped })),
+        data: ((shown) => shortTensorNames(shown.map((e) => e.tensor)).map((category, i) => ({ category, value: shown[i].clipped })))(a.ranges.slice(0, MAX_BARS)),
         valueTitle: 'clipped share',
         format: '.1%',
       });
@@ -110,9 +114,9 @@ export function calibrationSections(r: Pick<QuantizationRunReport, 'calibration'
     out.push({
       kind: 'table',
       ...(a.method === 'minmax' ? { title: 'Activation ranges' } : {}),
-      caption: `Ranges of the quantized activations (${method}).${a.skipped.length ? ` Left in float: ${a.skipped.map((x) => `${x.tensor} (${x.reason})`).join('; ')}.` : ''}`,
-      columns: ['tensor', { label: 'observed min', format: 'sig4' }, { label: 'observed max', format: 'sig4' }, { label: 'range min', format: 'sig4' }, { label: 'range max', format: 'sig4' }, { label: 'clipped', format: 'percent' }],
-      rows: a.ranges.map((e) => [e.tensor, e.observed[0], e.observed[1], e.range[0], e.range[1], e.clipped]),
+      caption: `Ranges of the quantized activations (${a.choices ? 'auto: per tensor, the candidate range whose consumer output moved least' : method}).${a.skipped.length ? ` Left in float: ${a.skipped.map((x) => `${x.tensor} (${x.reason})`).join('; ')}.` : ''}`,
+      columns: ['tensor', { label: 'observed min', format: 'sig4' }, { label: 'observed max', format: 'sig4' }, { label: 'range min', format: 'sig4' }, { label: 'range max', format: 'sig4' }, { label: 'clipped', format: 'percent' }, ...(a.choices ? ['chosen'] : [])],
+      rows: a.ranges.map((e) => [e.tensor, e.observed[0], e.observed[1], e.range[0], e.range[1], e.clipped, ...(a.choices ? [a.choices.find((c) => c.tensor === e.tensor)?.chosen ?? ''] : [])]),
     });
   }
   return out;
@@ -219,13 +223,15 @@ export function quantizationSections(report: WriterReport, context: QuantizeCont
         ]
       : []),
   ];
+  // One unit for the whole chart, the one the largest bar reads best in.
+  const unit = byteUnit(Math.max(...sizeData.map((d) => d.value)));
   sections.push({
     kind: 'bar',
     title: 'Size before and after',
     caption: 'Bytes of the float32 weights of the quantized nodes against their codes, scales and zero points.',
-    data: sizeData.map((d) => ({ ...d, value: d.value / 2 ** 20 })),
+    data: sizeData.map((d) => ({ ...d, value: d.value / unit.divisor })),
     seriesOrder: ['before', 'after'],
-    valueTitle: 'MiB',
+    valueTitle: unit.unit,
     format: '.3~f',
   });
 
@@ -234,7 +240,7 @@ export function quantizationSections(report: WriterReport, context: QuantizeCont
       kind: 'bar',
       title: 'Weight SQNR per layer',
       caption: `Signal-to-quantization-noise ratio of each dequantized weight against the float weight, in graph order (higher is better; each bit adds about 6 dB).${nodes.length > MAX_BARS ? ` First ${MAX_BARS} of ${nodes.length} layers.` : ''}`,
-      data: nodes.slice(0, MAX_BARS).map((n) => ({ category: layerName(n), value: n.sqnrDb })),
+      data: ((shown) => layerNames(shown.map((n) => n.node)).map((category, i) => ({ category, value: shown[i].sqnrDb })))(nodes.slice(0, MAX_BARS)),
       valueTitle: 'SQNR (dB)',
       format: '.1f',
     });
@@ -242,40 +248,14 @@ export function quantizationSections(report: WriterReport, context: QuantizeCont
     sections.push({
       kind: 'table',
       title: 'Lowest SQNR',
-      columns: ['node', 'op', 'as', { label: 'bits', format: 'int' }, { label: 'SQNR (dB)', format: 'fixed2' }],
-      rows: weakest.map((n) => [n.node, n.op, n.as, n.bits, n.sqnrDb]),
+      ...nodeTable(weakest, ['node', 'as', 'bits', 'granularity', 'SQNR (dB)']),
     });
   }
 
   sections.push({
     kind: 'table',
     title: 'Nodes',
-    columns: [
-      'node',
-      'op',
-      'as',
-      'weight',
-      { label: 'bits', format: 'int' },
-      'granularity',
-      { label: 'block', format: 'int' },
-      { label: 'SQNR (dB)', format: 'fixed2' },
-      { label: 'bytes before', format: 'bytes' },
-      { label: 'bytes after', format: 'bytes' },
-      'activation',
-    ],
-    rows: nodes.map((n) => [
-      n.node,
-      n.op,
-      n.as,
-      n.weight,
-      n.bits,
-      n.granularity,
-      n.blockSize ?? null,
-      n.sqnrDb,
-      n.sharedWeight ? 'shared' : n.bytesBefore,
-      n.sharedWeight ? 'shared' : n.bytesAfter,
-      n.activation ?? null,
-    ]),
+    ...nodeTable(nodes),
   });
 
   if (report.skipped.length > 0) {
@@ -290,12 +270,41 @@ export function quantizationSections(report: WriterReport, context: QuantizeCont
   return sections;
 }
 
-/** '/model/layers.0/self_attn/q_proj/MatMul' -> 'layers.0/self_attn/q_proj'. */
-function layerName(n: NodeReport): string {
-  return n.node.replace(/^\/?model\//, '').replace(/^\//, '').replace(/\/(MatMul|Gemm|Conv)(_\d+)?$/, '') || n.node;
+
+/**
+ * The node table: only the columns this run fills (a weight-only scheme has no activations), and what every node
+ * shares (the rewrite, the bits, the granularity of a one-scheme run) said once in the caption instead of a column
+ * repeating it on every row. Names as the charts write them (no '/model/' prefix, no op or '_output_0' suffix).
+ */
+function nodeTable(nodes: WriterReport['nodes'], only?: readonly string[]): { caption: string; columns: TableColumn[]; rows: Cell[][] } {
+  const names = layerNames(nodes.map((n) => n.node));
+  const inputs = shortTensorNames(nodes.map((n) => n.activation ?? ''));
+  const granularity = (n: WriterReport['nodes'][number]) => (n.granularity === 'block' && n.blockSize !== undefined ? `block ${n.blockSize}` : n.granularity);
+  type Column = TableColumn & { value: (n: WriterReport['nodes'][number], i: number) => Cell; shared?: (v: Cell) => string };
+  const all: Column[] = [
+    { label: 'node', value: (_, i) => names[i] },
+    { label: 'as', value: (n) => n.as, shared: (v) => `written as ${v}` },
+    { label: 'weight', value: (n) => n.weight },
+    { label: 'bits', format: 'int', value: (n) => n.bits, shared: (v) => `${v}-bit` },
+    { label: 'granularity', value: granularity, shared: (v) => `per ${v}` },
+    { label: 'SQNR (dB)', format: 'fixed2', value: (n) => n.sqnrDb },
+    { label: 'bytes before', format: 'bytes', align: 'right', value: (n) => (n.sharedWeight ? 'shared' : n.bytesBefore) },
+    { label: 'bytes after', format: 'bytes', align: 'right', value: (n) => (n.sharedWeight ? 'shared' : n.bytesAfter) },
+    ...(nodes.some((n) => n.activation) ? [{ label: 'activation', value: (n: WriterReport['nodes'][number], i: number) => (n.activation ? inputs[i] : null) }] : []),
+  ];
+  const columns = only ? all.filter((c) => only.includes(c.label)) : all;
+  const values = columns.map((c) => nodes.map((n, i) => c.value(n, i)));
+  const folded = columns.map((c, k) => c.shared !== undefined && nodes.length > 1 && values[k].every((v) => v === values[k][0]));
+  const common = columns.flatMap((c, k) => (folded[k] ? [c.shared!(values[k][0])] : []));
+  const kept = columns.flatMap((_, k) => (folded[k] ? [] : [k]));
+  return {
+    caption: `${common.length ? `Every node ${common.join(', ')}. ` : ''}Names as in the charts (without the exporter's '/model/' prefix and '/MatMul' or '_output_0' suffix).`,
+    columns: kept.map((k) => ({ label: columns[k].label, ...(columns[k].format ? { format: columns[k].format } : {}), ...(columns[k].align ? { align: columns[k].align } : {}) })),
+    rows: nodes.map((_, i) => kept.map((k) => values[k][i])),
+  };
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 const mean = (xs: readonly number[]) => sum(xs) / xs.length;
 
-const bytes = (n: number) => formatNumber(n, 'bytes');
+const bytes = formatBytes;
