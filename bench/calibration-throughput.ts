@@ -13,7 +13,7 @@
 // Prints a table and writes bench/results/calibration-throughput[-large].json.
 //
 //   npx tsc -p . && node dist/bench/calibration-throughput.js [--batch N] [--seq-len N] [--batches N] [--threads N] [--workers N] [--rounds N] [model.onnx]
-//   (default: models/tiny-llama/model.onnx, the prose calibration set, batch 4, sequence 128, 8 batches)
+//   (default: models/tiny-llama/onnx/model.onnx, the prose calibration set, batch 4, sequence 128, 8 batches)
 //   node dist/bench/calibration-throughput.js --large [--layers N]
 //   (a random-weight decoder of TinyLlama-1.1B's width, scripts/build-large-decoder.ts, 2 layers by default, built in
 //   a temporary folder; token ids as data; batch 1, 4 batches)
@@ -52,7 +52,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { model: join(REPO, 'models/tiny-llama/model.onnx'), batch: 4, sequence: 128, batches: 8, workers: defaultObserverWorkers(), rounds: DEFAULT_ROUNDS };
+  const args: Args = { model: join(REPO, 'models/tiny-llama/onnx/model.onnx'), batch: 4, sequence: 128, batches: 8, workers: defaultObserverWorkers(), rounds: DEFAULT_ROUNDS };
   if (argv.includes('--large')) Object.assign(args, { largeLayers: 2, batch: 1, batches: 4 });
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);

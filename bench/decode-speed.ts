@@ -2,7 +2,7 @@
 // decode tokens/s (128 new tokens, one per run, with the KV cache), for the models named on the command line.
 // Prints a table and writes bench/results/decode-speed.json with the machine, ONNX Runtime version and threads.
 //
-//   npx tsc -p . && node dist/bench/decode-speed.js [--threads N] [--cuda] [model.onnx ...]   (default: models/tiny-llama/model.onnx)
+//   npx tsc -p . && node dist/bench/decode-speed.js [--threads N] [--cuda] [model.onnx ...]   (default: models/tiny-llama/onnx/model.onnx)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -36,7 +36,7 @@ function parseArgs(argv: string[]): { models: string[]; threads?: number; cuda: 
     } else if (argv[i] === '--cuda') cuda = true;
     else models.push(argv[i]);
   }
-  return { models: models.length ? models : ['models/tiny-llama/model.onnx'], threads, cuda };
+  return { models: models.length ? models : ['models/tiny-llama/onnx/model.onnx'], threads, cuda };
 }
 
 async function main(): Promise<void> {

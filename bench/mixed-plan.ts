@@ -39,7 +39,7 @@ import { rewriteModel, type WriterReport } from '../src/quantization/writers/ind
 import { machineFacts } from './support/machine.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MODEL = 'models/tiny-llama/model.onnx';
+const MODEL = 'models/tiny-llama/onnx/model.onnx';
 // As bench/quant-figures.ts: the sample model was trained on 128-token windows.
 const CALIBRATION: CalibrationOptions = { samples: 128, sequenceLength: 128, batchSize: 8, seed: 0 };
 const WINDOW = 128;

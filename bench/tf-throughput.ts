@@ -4,7 +4,7 @@
 // and with src/training's MatMul override (2-D products, which XNNPACK runs on wasm); ONNX Runtime's forward
 // tokens/s on the same batch beside them. Prints a table and writes bench/results/tf-throughput.json.
 //
-//   npx tsc -p . && node dist/bench/tf-throughput.js [--model models/tiny-llama/model.onnx] [--batch 8] [--seq 128] [--repeats 3]
+//   npx tsc -p . && node dist/bench/tf-throughput.js [--model models/tiny-llama/onnx/model.onnx] [--batch 8] [--seq 128] [--repeats 3]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,7 +31,7 @@ function args(argv: string[]): { model: string; batch: number; seq: number; repe
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : d;
   };
-  return { model: get('--model', join(REPO, 'models/tiny-llama/model.onnx')), batch: Number(get('--batch', '8')), seq: Number(get('--seq', '128')), repeats: Number(get('--repeats', '3')) };
+  return { model: get('--model', join(REPO, 'models/tiny-llama/onnx/model.onnx')), batch: Number(get('--batch', '8')), seq: Number(get('--seq', '128')), repeats: Number(get('--repeats', '3')) };
 }
 
 /** Median seconds of `repeats` timed calls after one untimed warm-up call. */

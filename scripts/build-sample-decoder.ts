@@ -3,7 +3,7 @@
 // The graph and the seeded initialisation live in src/models/llama.ts (shared pieces in src/models/parts.ts).
 //
 // The committed model is this graph with weights trained by scripts/train-sample.ts. By default the script
-// rebuilds the graph and takes the weights from the committed model.onnx (with its training.json for the
+// rebuilds the graph and takes the weights from the committed onnx/model.onnx (with its training.json for the
 // card), so it regenerates the committed files byte for byte; --random writes seeded RANDOM weights instead.
 //
 //   npx tsc -p . && node dist/scripts/build-sample-decoder.js [out-dir] [--seed N] [--random]
@@ -40,7 +40,7 @@ const LLAMA: SampleArchitecture<DecoderConfig> = {
   parameters: parameterCount,
 };
 
-/** Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained), renamed into place together. */
+/** Writes the Hugging Face folder (onnx/model.onnx, config and tokenizer files), MODEL_CARD.md (and training.json when trained), renamed into place together. */
 export function writeSampleDecoder(dir: string, c: DecoderConfig = TINY_LLAMA, seed = DEFAULT_SEED, trained?: SampleWeights): { bytes: number; parameters: number } {
   return writeSample(LLAMA, dir, c, seed, trained);
 }

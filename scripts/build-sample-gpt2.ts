@@ -2,7 +2,7 @@
 // src/models/gpt2.ts; the pieces it shares with tiny-llama are in src/models/parts.ts).
 //
 // The committed model is this graph with weights trained by scripts/train-sample.ts. By default the script
-// rebuilds the graph and takes the weights from the committed model.onnx (with its training.json for the
+// rebuilds the graph and takes the weights from the committed onnx/model.onnx (with its training.json for the
 // card), so it regenerates the committed files byte for byte; --random writes seeded RANDOM weights instead.
 //
 //   npx tsc -p . && node dist/scripts/build-sample-gpt2.js [out-dir] [--seed N] [--random]
@@ -26,7 +26,7 @@ const GPT2: SampleArchitecture<Gpt2Config> = {
   parameters: gpt2ParameterCount,
 };
 
-/** Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained), renamed into place together. */
+/** Writes the Hugging Face folder (onnx/model.onnx, config and tokenizer files), MODEL_CARD.md (and training.json when trained), renamed into place together. */
 export function writeSampleGpt2(dir: string, c: Gpt2Config = TINY_GPT2, seed = GPT2_DEFAULT_SEED, trained?: SampleWeights): { bytes: number; parameters: number } {
   return writeSample(GPT2, dir, c, seed, trained);
 }

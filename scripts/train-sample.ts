@@ -16,6 +16,7 @@ import { encodeModel } from '../src/onnx/codec.js';
 import { loadModel, OnnxModel } from '../src/onnx/model.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import type { EvaluationResult, TrainingRecord } from '../src/models/training-record.js';
+import { SAMPLE_MODEL_FILE } from '../src/models/parts.js';
 import { selectBackend, TfModel, type BackendChoice } from '../src/runtime/tf/index.js';
 import {
   byteTokens,
@@ -199,14 +200,14 @@ async function main(argv: string[]): Promise<void> {
 
   if (f.evaluateOnly) {
     const record = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8')) as TrainingRecord;
-    const model = loadModel(join(out, 'model.onnx'));
+    const model = loadModel(join(out, SAMPLE_MODEL_FILE));
     const { floatInitializers } = await import('../src/training/checkpoint.js');
     const { tensorValues } = await import('../src/onnx/tensor.js');
     const weights = floatInitializers(model.proto, (t) => tensorValues(t, model.rawBytes(t)).data as Float32Array);
-    if (!f.keepEvaluation || !record.evaluation) record.evaluation = evaluateWithOrt(join(out, 'model.onnx'), record.sequence);
-    record.samples = await greedySamples(join(out, 'model.onnx'));
+    if (!f.keepEvaluation || !record.evaluation) record.evaluation = evaluateWithOrt(join(out, SAMPLE_MODEL_FILE), record.sequence);
+    record.samples = await greedySamples(join(out, SAMPLE_MODEL_FILE));
     const bytes = arch.write(out, record.seed, weights, record);
-    log(`rewrote ${out} (model.onnx ${bytes} bytes) with the evaluation`);
+    log(`rewrote ${out} (${SAMPLE_MODEL_FILE} ${bytes} bytes) with the evaluation`);
     return;
   }
 
@@ -307,10 +308,10 @@ async function main(argv: string[]): Promise<void> {
   mkdirSync(out, { recursive: true });
   arch.write(out, seed, weights, record);
   log(`wrote ${out}; evaluating with ONNX Runtime`);
-  record.evaluation = evaluateWithOrt(join(out, 'model.onnx'), f.seq);
-  record.samples = await greedySamples(join(out, 'model.onnx'));
+  record.evaluation = evaluateWithOrt(join(out, SAMPLE_MODEL_FILE), f.seq);
+  record.samples = await greedySamples(join(out, SAMPLE_MODEL_FILE));
   const bytes = arch.write(out, seed, weights, record);
-  log(`wrote ${out}: model.onnx ${bytes} bytes`);
+  log(`wrote ${out}: ${SAMPLE_MODEL_FILE} ${bytes} bytes`);
   tf.dispose();
 }
 

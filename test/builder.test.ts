@@ -252,22 +252,22 @@ function argmax(v: ArrayLike<number>): number {
 
 let sampleSession: Promise<ort.InferenceSession> | undefined;
 const sample = (): Promise<ort.InferenceSession> =>
-  (sampleSession ??= ort.InferenceSession.create(`${SAMPLE_DIR}model.onnx`));
+  (sampleSession ??= ort.InferenceSession.create(`${SAMPLE_DIR}onnx/model.onnx`));
 
 test('the committed sample decoder is the script graph with its trained weights, byte for byte', () => {
-  const committed = readFileSync(`${SAMPLE_DIR}model.onnx`);
+  const committed = readFileSync(`${SAMPLE_DIR}onnx/model.onnx`);
   const first = encodeModel(buildSampleDecoder(C, DEFAULT_SEED));
   const second = encodeModel(buildSampleDecoder(C, DEFAULT_SEED));
   assert.equal(Buffer.compare(Buffer.from(first), Buffer.from(second)), 0, 'the random initialisation is seeded');
   assert.notEqual(Buffer.compare(Buffer.from(encodeModel(buildSampleDecoder(C, DEFAULT_SEED + 1))), Buffer.from(first)), 0);
   const trained = encodeModel(buildSampleDecoder(C, DEFAULT_SEED, committedWeights(SAMPLE_DIR)!.weights));
-  assert.equal(Buffer.compare(Buffer.from(trained), committed), 0, 'models/tiny-llama/model.onnx is stale: rerun the script');
+  assert.equal(Buffer.compare(Buffer.from(trained), committed), 0, 'models/tiny-llama/onnx/model.onnx is stale: rerun the script');
   assert.deepEqual(JSON.parse(readFileSync(`${SAMPLE_DIR}config.json`, 'utf8')), hfConfig(C));
   assert.match(readFileSync(`${SAMPLE_DIR}MODEL_CARD.md`, 'utf8'), /\*\*Trained\*\*/);
 });
 
 test('the sample decoder has the documented layout and parameter count', () => {
-  const model = decodeModel(readFileSync(`${SAMPLE_DIR}model.onnx`));
+  const model = decodeModel(readFileSync(`${SAMPLE_DIR}onnx/model.onnx`));
   const g = model.graph!;
   const feeds = ['input_ids', 'attention_mask', 'position_ids'];
   const fetches = ['logits'];

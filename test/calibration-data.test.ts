@@ -24,7 +24,7 @@ import { mulberry32 } from './support/prng.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = join(ROOT, 'test/fixtures/calibration');
 const SETS = join(ROOT, 'calibration-sets');
-const TINY_LLAMA = join(ROOT, 'models/tiny-llama/model.onnx');
+const TINY_LLAMA = join(ROOT, 'models/tiny-llama/onnx/model.onnx');
 const tinyLlama = loadModel(TINY_LLAMA);
 const tiny = JSON.parse(readFileSync(join(ROOT, 'models/tiny-llama/config.json'), 'utf8')) as Record<string, number>;
 const BOS = tiny.bos_token_id;
@@ -210,7 +210,7 @@ describe('token sets (JSONL) for decoder language models', () => {
       copyFileSync(TINY_LLAMA, join(modelDir, 'model.onnx'));
       for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(FIXTURES, 'tokenizer', f), join(top, f));
       // No eos_token_id in config.json: the end-of-sequence id comes from tokenizer_config.json's eos_token.
-      const { bos_token_id: _b, eos_token_id: _e, ...config } = tiny;
+      const { bos_token_id: _b, eos_token_id: _e, tokenizer: _t, ...config } = tiny as typeof tiny & { tokenizer?: string };
       writeFileSync(join(top, 'config.json'), JSON.stringify(config));
       const model = loadModel(join(modelDir, 'model.onnx'));
       const whole = await openCalibrationSet(join(FIXTURES, 'jsonl/hello.jsonl'), model, { sequenceLength: stream.length });
@@ -501,7 +501,7 @@ describe('bad input: one-line CalibrationDataErrors naming the file and line or 
   it('a token id outside the vocabulary', async () => {
     await rejectsWith(
       open(jsonl('out-of-vocab.jsonl'), { sequenceLength: 2 }),
-      /out-of-vocab\.jsonl:2: input_ids\[2\]: token id 259 is outside the vocabulary of .*tiny-llama\/model\.onnx \(0\.\.258\)/,
+      /out-of-vocab\.jsonl:2: input_ids\[2\]: token id 259 is outside the vocabulary of .*tiny-llama\/onnx\/model\.onnx \(0\.\.258\)/,
     );
   });
 

@@ -16,7 +16,7 @@ describe('the package imported by its name', () => {
       assert.equal(typeof (lib as Record<string, unknown>)[name], 'function', `export ${name}`);
     }
     const out = join(dir, 'tiny-w4.onnx');
-    const report = await lib.quantize('models/tiny-llama/model.onnx', 'w4', { out });
+    const report = await lib.quantize('models/tiny-llama/onnx/model.onnx', 'w4', { out });
     assert.equal(report.verification.passed, true);
     assert.ok(report.files.ratio < 0.35, `file ratio ${report.files.ratio}`);
     const written = lib.loadModel(out);
@@ -32,7 +32,7 @@ describe('the package imported by its name', () => {
       'my recipe',
     );
     const out = join(dir, 'tiny-mixed.onnx');
-    const run = await lib.compress('models/tiny-llama/model.onnx', recipe.steps, { out });
+    const run = await lib.compress('models/tiny-llama/onnx/model.onnx', recipe.steps, { out });
     assert.deepEqual(run.passes.map((p) => p.pass), ['calibrate', 'quantize', 'verify', 'evaluate']);
     assert.equal(run.output?.path, out);
     const formats = new Set(lib.loadModel(out).graph.node.map((n) => n.opType));
@@ -43,7 +43,7 @@ describe('the package imported by its name', () => {
 
   it('throws OnnxCompressError with a stable code on bad input', async () => {
     const lib = await import('onnx-compress');
-    await assert.rejects(lib.quantize('models/tiny-llama/model.onnx', 'w3', { out: join(dir, 'x.onnx') }), (e: unknown) => e instanceof lib.OnnxCompressError && e.code === 'bad-option');
+    await assert.rejects(lib.quantize('models/tiny-llama/onnx/model.onnx', 'w3', { out: join(dir, 'x.onnx') }), (e: unknown) => e instanceof lib.OnnxCompressError && e.code === 'bad-option');
     assert.throws(() => lib.loadModel(join(dir, 'missing.onnx')), (e: unknown) => e instanceof lib.OnnxCompressError && e.code === 'bad-model');
   });
 });

@@ -18,7 +18,7 @@ import { COMPANION_FILES, huggingFaceLayout, modelFolder } from '../src/onnx/mod
 import { loadModel, ModelError, OnnxModel } from '../src/onnx/model.js';
 import { summarize } from '../src/onnx/summary.js';
 
-const MODEL = 'models/tiny-llama/model.onnx';
+const MODEL = 'models/tiny-llama/onnx/model.onnx';
 const CONFIG = 'models/tiny-llama/config.json';
 const TOKENIZER = 'test/fixtures/calibration/tokenizer';
 const dir = mkdtempSync(join(tmpdir(), 'onnx-compress-model-folder-'));
@@ -119,7 +119,10 @@ describe('model folder', () => {
       folder.files().map((f) => f.name),
       ['config.json', 'tokenizer.json', 'tokenizer_config.json'],
     );
-    assert.deepEqual(folder.files(['config.json', 'generation_config.json']), [{ name: 'config.json', path: join(dir, 'plain-up', 'config.json') }]);
+    assert.deepEqual(
+      folder.files(['config.json', 'generation_config.json']).map(({ name, path, embedded }) => ({ name, path, embedded })),
+      [{ name: 'config.json', path: join(dir, 'plain-up', 'config.json'), embedded: false }],
+    );
     assert.equal(huggingFaceLayout(path), null);
   });
 
@@ -131,7 +134,7 @@ describe('model folder', () => {
     assert.equal(folder.root, root);
     assert.equal(folder.configPath, join(root, 'config.json'));
     assert.deepEqual(
-      folder.files(),
+      folder.files().map(({ name, path }) => ({ name, path })),
       COMPANION_FILES.map((name) => ({ name, path: join(root, name) })),
     );
     assert.equal(folder.decoder?.source, 'config.json');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { collectStatistics } from '../src/calibration/collect.js';
 import { openCalibrationSet } from '../src/calibration/data/index.js';
@@ -17,7 +17,7 @@ import { tensorStatsObserver } from '../src/calibration/observers/tensor-stats.j
 import { writeStatsFile } from '../src/calibration/stats-file.js';
 import { loadModel } from '../src/onnx/model.js';
 import { saveModel } from '../src/onnx/save.js';
-import { huggingFaceFolder, resolveOutput, transformersJsFileName } from '../src/quantization/output-names.js';
+import { huggingFaceFolder, outputFileName, resolveOutput } from '../src/quantization/output-names.js';
 import { quantizePass, type QuantizationRunReport } from '../src/quantization/pipeline.js';
 import { activationRanges, rangeFromStats } from '../src/quantization/ranges.js';
 import { QuantizationError, resolveScheme } from '../src/quantization/schemes.js';
@@ -25,7 +25,7 @@ import { VerificationError } from '../src/quantization/verify.js';
 import { Session } from '../src/runtime/session.js';
 import { mulberry32 } from './support/prng.js';
 
-const TINY = 'models/tiny-llama/model.onnx';
+const TINY = 'models/tiny-llama/onnx/model.onnx';
 const PROSE = 'calibration-sets/prose';
 const dir = mkdtempSync(join(tmpdir(), 'quant-pipeline-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -134,8 +134,9 @@ describe('output names', () => {
 
   it('gives transformers.js names inside a Hugging Face folder', () => {
     assert.deepEqual(huggingFaceFolder(model), { root: hf, onnxDir: join(hf, 'onnx'), config: join(hf, 'config.json') });
-    assert.equal(huggingFaceFolder(TINY), null);
-    const name = (scheme: string, options = {}) => transformersJsFileName(model, resolveScheme(scheme, options));
+    assert.equal(huggingFaceFolder(join(dir, 'loose.onnx')), null);
+    assert.equal(huggingFaceFolder(TINY)?.root, resolve('models/tiny-llama'), 'the sample models are Hugging Face folders');
+    const name = (scheme: string, options = {}) => outputFileName(model, resolveScheme(scheme, options)).name;
     assert.equal(name('w8'), 'model_quantized.onnx');
     assert.equal(name('w4'), 'model_q4.onnx');
     assert.equal(name('w8a8'), 'model_uint8.onnx');
@@ -144,16 +145,21 @@ describe('output names', () => {
     assert.equal(name('w4', { symmetric: false }), 'model_w4.onnx');
     assert.equal(name('w4a8'), 'model_w4a8.onnx');
     assert.equal(name('w4-qdq'), 'model_w4-qdq.onnx');
-    assert.equal(transformersJsFileName(join(hf, 'onnx', 'decoder_model_merged.onnx'), resolveScheme('w4')), 'decoder_model_merged_q4.onnx');
+    assert.equal(outputFileName(join(hf, 'onnx', 'decoder_model_merged.onnx'), resolveScheme('w4')).name, 'decoder_model_merged_q4.onnx');
+    assert.deepEqual(outputFileName(model, resolveScheme('w4a8')), { name: 'model_w4a8.onnx', naming: 'onnx-compress' }, 'no transformers.js dtype: a name of ours');
   });
 
-  it('resolves the output: folder (onnx/ inside a root), file, or a clear refusal', () => {
+  it('resolves the output: a folder (onnx/ inside a root) for any input, a file, or a clear refusal', () => {
     const w4 = resolveScheme('w4');
-    assert.deepEqual(resolveOutput(model, join(hf, 'onnx'), w4), { path: join(hf, 'onnx', 'model_q4.onnx'), naming: 'transformers.js' });
-    assert.deepEqual(resolveOutput(model, hf, w4), { path: join(hf, 'onnx', 'model_q4.onnx'), naming: 'transformers.js' });
-    assert.deepEqual(resolveOutput(model, join(dir, 'new-folder') + '/', w4), { path: join(dir, 'new-folder', 'model_q4.onnx'), naming: 'transformers.js' });
-    assert.deepEqual(resolveOutput(model, join(dir, 'x.onnx'), w4), { path: join(dir, 'x.onnx'), naming: 'path' });
-    assert.throws(() => resolveOutput(TINY, dir, w4), /is a folder, but models\/tiny-llama\/model.onnx is not in a Hugging Face model folder/);
+    const folder = (root: string) => ({ root, onnxDir: join(root, 'onnx') });
+    assert.deepEqual(resolveOutput(model, join(hf, 'onnx'), w4), { path: join(hf, 'onnx', 'model_q4.onnx'), naming: 'transformers.js', dtype: 'q4', folder: folder(hf) });
+    assert.deepEqual(resolveOutput(model, hf, w4), { path: join(hf, 'onnx', 'model_q4.onnx'), naming: 'transformers.js', dtype: 'q4', folder: folder(hf) });
+    const fresh = join(dir, 'new-folder');
+    assert.deepEqual(resolveOutput(model, fresh + '/', w4), { path: join(fresh, 'onnx', 'model_q4.onnx'), naming: 'transformers.js', dtype: 'q4', folder: folder(fresh) });
+    assert.deepEqual(resolveOutput(model, join(dir, 'x.onnx'), w4), { path: join(dir, 'x.onnx'), naming: 'path', folder: null });
+    // A plain input file gets transformers.js's default stem in a folder.
+    assert.equal(resolveOutput(TINY, dir, w4).path, join(dir, 'onnx', 'model_q4.onnx'));
+    assert.equal(resolveOutput(TINY, dir, undefined).path, join(dir, 'onnx', 'model_compressed.onnx'));
     assert.throws(() => resolveOutput(TINY, join(dir, 'x.bin'), w4), /should end in .onnx/);
   });
 });
@@ -210,7 +216,7 @@ describe('quantizePass on tiny-llama', () => {
 
     const other = join(dir, 'other.onnx');
     copyFileSync('/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx', other);
-    await assert.rejects(quantizePass(other, 'w8a8', { out: join(dir, 'conv.onnx'), stats }), /stats.json: collected on models\/tiny-llama\/model.onnx .*not on/);
+    await assert.rejects(quantizePass(other, 'w8a8', { out: join(dir, 'conv.onnx'), stats }), /stats.json: collected on models\/tiny-llama\/onnx\/model.onnx .*not on/);
   });
 
   it('keeps external data when the input has it', async () => {
@@ -231,7 +237,7 @@ describe('quantizePass on tiny-llama', () => {
   it('refuses bad input before doing any work', async () => {
     const out = join(dir, 'never.onnx');
     await assert.rejects(quantizePass(TINY, 'w8a8', { out }), /needs calibration: give --calib SET .* or --stats FILE/);
-    await assert.rejects(quantizePass(TINY, 'w3', { out }), (e) => e instanceof QuantizationError && /unknown quantization scheme 'w3' \(known: w8a8, w8, w4, w4a8, w4-qdq\)/.test(e.message));
+    await assert.rejects(quantizePass(TINY, 'w3', { out }), (e) => e instanceof QuantizationError && /unknown quantization scheme 'w3' \(known: w8a8, w8, w4, w4a8, w4-qdq, fp16\)/.test(e.message));
     await assert.rejects(quantizePass(TINY, 'w4', { out: TINY }), /is the input model .*refusing to overwrite the input/);
     await assert.rejects(quantizePass(TINY, 'w4', { out, clip: { method: 'entropy' } }), /--clip: scheme w4 quantizes weights only/);
     await assert.rejects(quantizePass(join(dir, 'w4.onnx'), 'w8', { out }), /already quantized/);

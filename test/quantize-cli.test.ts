@@ -16,7 +16,7 @@ import { BIN, cli, cliInProcess, oneLineError } from './support/cli.js';
 import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 
-const TINY = 'models/tiny-llama/model.onnx';
+const TINY = 'models/tiny-llama/onnx/model.onnx';
 const CONV_DIR = join(TESTDATA_ROOT, 'pytorch-converted', 'test_Conv2d');
 const CONV = join(CONV_DIR, 'model.onnx');
 const dir = mkdtempSync(join(tmpdir(), 'quantize-cli-'));
@@ -34,7 +34,7 @@ describe('quantize: tiny-llama', () => {
     const out = join(dir, 'tiny-q4.onnx');
     const r = cli('quantize', TINY, '--scheme', 'w4', '--out', out);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^quantized models\/tiny-llama\/model.onnx -> .*tiny-q4.onnx\n/);
+    assert.match(r.stdout, /^quantized models\/tiny-llama\/onnx\/model.onnx -> .*tiny-q4.onnx\n/);
     assert.match(r.stdout, /scheme w4 \(matmulnbits: 4-bit weights, block 32, symmetric, accuracy_level 0\)/);
     assert.match(r.stdout, /verified in ONNX Runtime \d+\.\d+\.\d+ \(cpu\) on a fixed English sentence/);
     assert.match(r.stdout, /top-1 agreement \d+\.\d+%, KL mean/);
@@ -128,15 +128,17 @@ describe('quantize: Hugging Face folder', () => {
   copyFileSync('models/tiny-llama/config.json', join(hf, 'config.json'));
   const model = join(hf, 'onnx', 'model.onnx');
 
-  it('writes transformers.js names and nothing else', () => {
+  it('writes transformers.js names where transformers.js has the dtype, names of ours elsewhere, and the config beside onnx/', () => {
     assert.equal(json(['quantize', model, '--scheme', 'w4', '--out', join(hf, 'onnx')]).output.path, join(hf, 'onnx', 'model_q4.onnx'));
     const w8 = json(['quantize', model, '--scheme', 'w8', '--out', hf]);
     assert.equal(w8.output.path, join(hf, 'onnx', 'model_quantized.onnx'));
     assert.equal(w8.output.naming, 'transformers.js');
     const other = join(dir, 'hf-out');
-    assert.equal(json(['quantize', model, '--scheme', 'w4a8', '--out', `${other}/`]).output.path, join(other, 'model_w4a8.onnx'));
+    const w4a8 = json(['quantize', model, '--scheme', 'w4a8', '--out', `${other}/`]);
+    assert.deepEqual([w4a8.output.path, w4a8.output.naming], [join(other, 'onnx', 'model_w4a8.onnx'), 'onnx-compress']);
     assert.deepEqual(readdirSync(join(hf, 'onnx')).sort(), ['model.onnx', 'model_q4.onnx', 'model_quantized.onnx']);
-    assert.deepEqual(readdirSync(other), ['model_w4a8.onnx']);
+    assert.deepEqual(readdirSync(other).sort(), ['config.json', 'onnx']);
+    assert.deepEqual(readdirSync(join(other, 'onnx')), ['model_w4a8.onnx']);
     assert.deepEqual(readdirSync(hf).sort(), ['config.json', 'onnx']);
   });
 });
@@ -152,7 +154,7 @@ describe('quantize: bad input', () => {
 
   it('unknown scheme, listing the known ones', () => {
     const line = oneLineError(cli('quantize', TINY, '--scheme', 'w3', '--out', out));
-    assert.match(line, /^onnx-compress: --scheme: unknown quantization scheme 'w3' \(known: w8a8, w8, w4, w4a8, w4-qdq\)$/);
+    assert.match(line, /^onnx-compress: --scheme: unknown quantization scheme 'w3' \(known: w8a8, w8, w4, w4a8, w4-qdq, fp16\)$/);
   });
 
   it('block sizes MatMulNBits cannot run', async () => {
@@ -170,23 +172,22 @@ describe('quantize: bad input', () => {
   });
 
   it('the output path is the input', async () => {
-    await fails([TINY, '--scheme', 'w4', '--out', TINY], /--out models\/tiny-llama\/model.onnx: is the input model .*refusing to overwrite the input/);
-    await fails([TINY, '--scheme', 'w4', '--out', './models/tiny-llama/../tiny-llama/model.onnx'], /is the input model/);
+    await fails([TINY, '--scheme', 'w4', '--out', TINY], /--out models\/tiny-llama\/onnx\/model.onnx: is the input model .*refusing to overwrite the input/);
+    await fails([TINY, '--scheme', 'w4', '--out', './models/tiny-llama/../tiny-llama/onnx/model.onnx'], /is the input model/);
   });
 
   it('statistics of another model', async () => {
     const stats = join(dir, 'conv-stats.json');
     assert.equal(cli('calibrate', CONV, '--data', CONV_DIR, '--out', stats, '--json').code, 0);
-    await fails([TINY, '--scheme', 'w8a8', '--stats', stats, '--out', out], /conv-stats.json: collected on .*test_Conv2d\/model.onnx .*not on models\/tiny-llama\/model.onnx/);
+    await fails([TINY, '--scheme', 'w8a8', '--stats', stats, '--out', out], /conv-stats.json: collected on .*test_Conv2d\/model.onnx .*not on models\/tiny-llama\/onnx\/model.onnx/);
   });
 
   it('flags that do not fit', async () => {
     await fails([TINY, '--scheme', 'w4', '--clip', 'entropy', '--out', out], /--clip: scheme w4 quantizes weights only/);
-    await fails([TINY, '--scheme', 'w8a8', '--calib', 'calibration-sets/prose', '--clip', 'mse', '--out', out], /--clip must be one of minmax, percentile, entropy, got 'mse'/);
+    await fails([TINY, '--scheme', 'w8a8', '--calib', 'calibration-sets/prose', '--clip', 'mse', '--out', out], /--clip must be one of minmax, percentile, entropy, auto, got 'mse'/);
     await fails([TINY, '--scheme', 'w8a8', '--calib', 'calibration-sets/prose', '--percentile', '101', '--out', out], /--percentile must lie in \(0, 100\]/);
     await fails([TINY, '--scheme', 'w4', '--bits', '3', '--out', out], /--bits: scheme w4: 3-bit MatMulNBits does not run/);
     await fails([TINY, '--scheme', 'w4', '--samples', '8', '--out', out], /--samples: calibration options need --calib/);
-    await fails([TINY, '--scheme', 'w4', '--out', dir], /--out .*: is a folder, but models\/tiny-llama\/model.onnx is not in a Hugging Face model folder/);
     await fails([TINY, '--scheme', 'w8a8', '--calib', 'calibration-sets/prose', '--stats', 'x.json', '--out', out], /--calib and --stats are alternatives/);
   });
 });

@@ -22,7 +22,7 @@ import { crossEntropy, IGNORE_INDEX } from '../src/runtime/tf/objectives.js';
 import { UnsupportedModelError } from '../src/runtime/tf/support.js';
 import { mulberry32 } from './support/prng.js';
 
-const TINY_LLAMA = 'models/tiny-llama/model.onnx';
+const TINY_LLAMA = 'models/tiny-llama/onnx/model.onnx';
 const TESTDATA = '/usr/share/libonnx-testdata/data';
 const MAX_ABS_DIFF = 1e-3;
 const LAYERS = 4;

@@ -169,7 +169,7 @@ describe('training a toy decoder with the interpreter (wasm)', () => {
 
 // --- the shipped tiny-gpt2 --------------------------------------------------------------------------------
 
-const HAVE_GPT2 = existsSync(`${GPT2_DIR}/model.onnx`);
+const HAVE_GPT2 = existsSync(`${GPT2_DIR}/onnx/model.onnx`);
 const C = TINY_GPT2;
 const HD = C.nEmbd / C.nHead;
 
@@ -199,12 +199,12 @@ function argmaxLast(logits: ort.Tensor): number {
 describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` }, () => {
   let session: ort.InferenceSession;
   before(async () => {
-    session = await ort.InferenceSession.create(`${GPT2_DIR}/model.onnx`, { intraOpNumThreads: 1 });
+    session = await ort.InferenceSession.create(`${GPT2_DIR}/onnx/model.onnx`, { intraOpNumThreads: 1 });
     assert.equal(await selectBackend('wasm'), 'wasm');
   });
 
   it('has the GPT-2 layout: fused QKV + Split, LayerNorm, tied lm_head, HF names, ~0.9 M parameters', () => {
-    const model = decodeModel(readFileSync(`${GPT2_DIR}/model.onnx`));
+    const model = decodeModel(readFileSync(`${GPT2_DIR}/onnx/model.onnx`));
     const g = model.graph!;
     const init = new Map(g.initializer.map((t) => [t.name!, t]));
     assert.deepEqual(init.get('transformer.h.0.attn.c_attn.weight')!.dims, [C.nEmbd, 3 * C.nEmbd]);
@@ -223,7 +223,7 @@ describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` },
   it('the committed model is the builder graph with its trained weights, byte for byte', () => {
     const trained = committedWeights(GPT2_DIR);
     assert.ok(trained, 'models/tiny-gpt2/training.json');
-    const committed = readFileSync(`${GPT2_DIR}/model.onnx`);
+    const committed = readFileSync(`${GPT2_DIR}/onnx/model.onnx`);
     assert.equal(Buffer.compare(Buffer.from(encodeModel(buildGpt2(C, trained.training.seed, { weights: trained.weights }))), committed), 0);
     assert.equal(trained.training.seed, GPT2_DEFAULT_SEED);
     const random = buildGpt2(C, GPT2_DEFAULT_SEED);
@@ -232,7 +232,7 @@ describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` },
   });
 
   it('ONNX Runtime and the interpreter agree on the logits (prefill and a cached step)', async () => {
-    const tf = TfModel.compile(loadModel(`${GPT2_DIR}/model.onnx`));
+    const tf = TfModel.compile(loadModel(`${GPT2_DIR}/onnx/model.onnx`));
     const prompt = [256, ...Buffer.from('Call me Ishmael. Some years ago')];
     const prefill = decoderFeeds(prompt, undefined, 0);
     const out = await session.run(prefill);
@@ -269,13 +269,13 @@ describe('tiny-gpt2 (shipped)', { skip: !HAVE_GPT2 && `${GPT2_DIR} not built` },
 describe('tiny-llama (shipped, trained)', { skip: !existsSync(`${LLAMA_DIR}/training.json`) && `${LLAMA_DIR} has no training.json` }, () => {
   it('the committed model is the builder graph with its trained weights, byte for byte', () => {
     const trained = committedWeights(LLAMA_DIR)!;
-    const committed = readFileSync(`${LLAMA_DIR}/model.onnx`);
+    const committed = readFileSync(`${LLAMA_DIR}/onnx/model.onnx`);
     assert.equal(trained.training.seed, DEFAULT_SEED);
     assert.equal(Buffer.compare(Buffer.from(encodeModel(buildLlama(TINY_LLAMA, DEFAULT_SEED, { weights: trained.weights }))), committed), 0);
     sameGraph(decodeModel(committed), buildLlama(TINY_LLAMA, DEFAULT_SEED), 'same graph as the random build');
     // Only trainable weights changed: the rotary tables are the builder's.
     const random = new Map(buildLlama(TINY_LLAMA, DEFAULT_SEED).graph!.initializer.map((t) => [t.name!, t]));
-    const model = loadModel(`${LLAMA_DIR}/model.onnx`);
+    const model = loadModel(`${LLAMA_DIR}/onnx/model.onnx`);
     for (const t of model.graph.initializer.filter((x) => x.name!.includes('rotary_emb'))) {
       assert.deepEqual(tensorValues(t, model.rawBytes(t)).data, tensorValues(random.get(t.name!)!).data, t.name);
     }

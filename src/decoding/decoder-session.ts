@@ -94,7 +94,7 @@ export class DecoderSession {
     return this.session.source;
   }
 
-  /** The longest sequence the model's position embeddings cover, when config.json says. */
+  /** The longest sequence the model's positions cover (config.json, or the graph's position tables), when known. */
   get maxPositions(): number | null {
     return this.description.maxPositions;
   }

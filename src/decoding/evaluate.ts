@@ -17,7 +17,7 @@ import { perplexity, type PerplexityReport } from './perplexity.js';
 import { checkWindowPlan, windowCount, type WindowPlan } from './scoring-windows.js';
 import { measureSpeed, type SpeedReport } from './speed.js';
 import { textCodecFor } from './text-codec.js';
-import { readScoringSet, resolveTextSet } from './text-set.js';
+import { readScoringSet, resolveTextSet, type ScoringSet } from './text-set.js';
 
 /** One model's figures; `perplexity` and `speed` for language models only. */
 export interface ModelFigures {
@@ -34,6 +34,10 @@ export interface EvalReport {
   reference: ModelFigures | null;
   /** Language models: the scoring set and windows. */
   scoring?: { tokenizer: string; documents: number; tokens: number; bytes: number; window: number; stride: number; windows: number };
+  /** Language models whose reference reads the text differently (tokenizer, BOS): its own scoring of the set. */
+  referenceScoring?: EvalReport['scoring'];
+  /** Why `comparison` is absent although a reference was given. */
+  comparisonSkipped?: string;
   /** Language models with a reference: KL(reference || model) per token and top-1 agreement. */
   comparison?: { kl: { mean: number; p95: number; max: number }; top1Agreement: number };
   /** Other models with a reference. */
@@ -121,12 +125,18 @@ async function evalLanguageModel(cand: Resolved, ref: Resolved | undefined, opti
     const original = ref ? await DecoderSession.open(opened(ref), session) : undefined;
     if (original) decoders.push(original);
 
-    const window = options.window ?? Math.min(1024, candidate.maxPositions ?? 1024);
+    // Each model reads the text with its own settings (tokenizer, BOS, from the files that travel with it); the
+    // windows fit the shorter of their maximum positions, so one plan serves both.
+    const window = options.window ?? Math.min(1024, ...decoders.map((d) => d.maxPositions ?? 1024));
     const plan: WindowPlan = { window, stride: options.stride ?? Math.max(1, Math.floor(window / 2)) };
     checkWindowPlan(plan);
-    const codec = textCodecFor(cand.model, candidate.vocab);
-    const set = await readScoringSet(resolveTextSet(options.data), codec, { bos: candidate.special.bos, maxTokens: options.maxTokens });
-
+    const textPath = resolveTextSet(options.data);
+    const read = async (r: Resolved, d: DecoderSession) => {
+      const codec = textCodecFor(r.model, d.vocab);
+      return { codec, set: await readScoringSet(textPath, codec, { bos: d.special.bos, maxTokens: options.maxTokens }) };
+    };
+    const { codec, set } = await read(cand, candidate);
+    const own = ref && original ? await readReference(read, ref, original, codec.description, candidate.special.bos, set) : undefined;
     const figures = (r: Resolved, speed?: SpeedReport, ppl?: PerplexityReport): ModelFigures => ({
       model: r.label,
       size: modelSize(r.model),
@@ -147,6 +157,20 @@ async function evalLanguageModel(cand: Resolved, ref: Resolved | undefined, opti
     if (!original) {
       const { windows, ...ppl } = await perplexity(candidate, set, plan, onWindow);
       return { kind: 'language-model', data: set.path, candidate: figures(cand, await speedOf(candidate), ppl), reference: null, scoring: { ...scoring, windows } };
+    }
+    if (own && own.mismatch) {
+      // Different token streams: each model's perplexity on its own reading; KL and top-1 need the same tokens.
+      const { windows, ...candPpl } = await perplexity(candidate, set, plan, onWindow);
+      const { windows: refWindows, ...refPpl } = await perplexity(original, own.set, plan);
+      return {
+        kind: 'language-model',
+        data: set.path,
+        candidate: figures(cand, await speedOf(candidate), candPpl),
+        reference: figures(ref!, await speedOf(original), refPpl),
+        scoring: { ...scoring, windows },
+        referenceScoring: { tokenizer: own.tokenizer, documents: own.set.documents.length, tokens: own.set.tokens, bytes: own.set.bytes, ...plan, windows: refWindows },
+        comparisonSkipped: own.mismatch,
+      };
     }
     const c = await compareDecoders(original, candidate, set, plan, onWindow);
     return {
@@ -187,6 +211,37 @@ async function evalTensors(cand: Resolved, ref: Resolved | undefined, options: E
   } finally {
     for (const s of sessions) await s.dispose();
   }
+}
+
+type Reading = { codec: { description: string }; set: ScoringSet };
+
+/**
+ * The reference's reading of the set: the candidate's when both read text the same way (tokenizer and BOS), else
+ * its own; `mismatch` says why token-by-token comparison is impossible when the ids differ.
+ */
+async function readReference(
+  read: (r: Resolved, d: DecoderSession) => Promise<Reading>,
+  ref: Resolved,
+  original: DecoderSession,
+  candidateTokenizer: string,
+  candidateBos: number | null,
+  candidateSet: ScoringSet,
+): Promise<{ set: ScoringSet; tokenizer: string; mismatch: string | undefined }> {
+  const sameCodec = textCodecFor(ref.model, original.vocab).description === candidateTokenizer;
+  if (sameCodec && original.special.bos === candidateBos) return { set: candidateSet, tokenizer: candidateTokenizer, mismatch: undefined };
+  const { codec, set } = await read(ref, original);
+  const same = set.documents.length === candidateSet.documents.length && set.documents.every((d, i) => sameIds(d.ids, candidateSet.documents[i].ids));
+  const bos = (b: number | null) => (b === null ? 'no BOS' : `BOS ${b}`);
+  const how = [...(sameCodec ? [] : [`tokenizer ${codec.description} vs ${candidateTokenizer}`]), ...(original.special.bos === candidateBos ? [] : [`${bos(original.special.bos)} vs ${bos(candidateBos)}`])];
+  return {
+    set,
+    tokenizer: codec.description,
+    mismatch: same ? undefined : `the reference reads the text differently (${how.join('; ')}), so KL and top-1 agreement, which need the same tokens, are not computed; each model's perplexity is on its own reading`,
+  };
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The same items, calling `onItem` with the count after each one is consumed. */

@@ -1,4 +1,4 @@
-// The trained weights of a committed sample model directory (model.onnx + training.json), so a builder can
+// The trained weights of a committed sample model directory (onnx/model.onnx + training.json), so a builder can
 // regenerate the committed files: same graph, these initializer values; and what both builder scripts do with
 // them (scripts/build-sample-decoder.ts, scripts/build-sample-gpt2.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { OptionError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/types.js';
-import { writeModelFiles } from './parts.js';
+import { SAMPLE_MODEL_FILE, writeModelFiles } from './parts.js';
 import { tensorValues } from '../onnx/tensor.js';
 import { floatInitializers } from '../training/checkpoint.js';
 import type { TrainingRecord } from './training-record.js';
@@ -20,7 +20,7 @@ export interface SampleWeights {
 export function committedWeights(dir: string): SampleWeights | undefined {
   const record = join(dir, 'training.json');
   if (!existsSync(record)) return undefined;
-  const model = loadModel(join(dir, 'model.onnx'));
+  const model = loadModel(join(dir, SAMPLE_MODEL_FILE));
   const weights = floatInitializers(model.proto, (t) => tensorValues(t, model.rawBytes(t)).data as Float32Array);
   return { weights, training: JSON.parse(readFileSync(record, 'utf8')) as TrainingRecord };
 }
@@ -45,8 +45,8 @@ export interface SampleArchitecture<C> {
 }
 
 /**
- * Writes model.onnx, config.json, MODEL_CARD.md (and training.json when trained) into `dir`, all renamed into
- * place together.
+ * Writes the Hugging Face folder (onnx/model.onnx, config.json, generation_config.json, tokenizer files),
+ * MODEL_CARD.md (and training.json when trained) into `dir`, all renamed into place together.
  */
 export function writeSample<C>(arch: SampleArchitecture<C>, dir: string, c: C, seed: number, trained?: SampleWeights): { bytes: number; parameters: number } {
   mkdirSync(dir, { recursive: true });
@@ -63,5 +63,5 @@ export function buildSampleMain<C>(arch: SampleArchitecture<C>, c: C, argv: stri
   const trained = args.random ? undefined : committedWeights(dir);
   if (trained && trained.training.seed !== args.seed) throw new OptionError(`${dir} was trained from seed ${trained.training.seed}; pass --seed ${trained.training.seed} or --random`);
   const { bytes, parameters } = writeSample(arch, dir, c, args.seed, trained);
-  console.log(`wrote ${dir}: ${parameters.toLocaleString('en-US')} parameters, model.onnx ${bytes.toLocaleString('en-US')} bytes, ${trained ? 'trained' : 'RANDOM'} weights`);
+  console.log(`wrote ${dir}: ${parameters.toLocaleString('en-US')} parameters, ${SAMPLE_MODEL_FILE} ${bytes.toLocaleString('en-US')} bytes, ${trained ? 'trained' : 'RANDOM'} weights`);
 }

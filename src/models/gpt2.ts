@@ -24,6 +24,7 @@ import {
   splitHeads,
   type Weights,
 } from './parts.js';
+import { folderCardSection } from './byte-tokenizer.js';
 import { TRAINING_DATA_LICENCES, type TrainingRecord, trainingSection } from './training-record.js';
 
 export interface Gpt2Config {
@@ -163,6 +164,9 @@ export function gpt2Config(c: Gpt2Config): Record<string, unknown> {
     pad_token_id: SPECIAL_TOKENS.pad,
     torch_dtype: 'float32',
     use_cache: true,
+    // The project's rule (src/calibration/data/tokenizers.ts): ids 0-255 are bytes. tokenizer.json says the same
+    // to other loaders (byte-tokenizer.ts); this keeps the exact byte codec here.
+    tokenizer: 'bytes',
   };
 }
 
@@ -189,10 +193,11 @@ ${status}
 | vocabulary | ${c.vocabSize}: ids 0-255 are raw bytes, ${SPECIAL_TOKENS.bos} = BOS, ${SPECIAL_TOKENS.eos} = EOS, ${SPECIAL_TOKENS.pad} = PAD (as tiny-llama) |
 | max positions (n_positions) | ${c.nPositions}${training ? ` (trained on windows of ${training.sequence} placed at random offsets, so every position is trained)` : ''} |
 | parameters | ${params.toLocaleString('en-US')} (tied lm_head counted once) |
-| file | model.onnx, ${fileBytes.toLocaleString('en-US')} bytes, float32, weights inline |
+| file | onnx/model.onnx, ${fileBytes.toLocaleString('en-US')} bytes, float32, weights inline |
 | ONNX | opset ${OPSET}, plain ops only (LayerNormalization, no contrib ops, no fused attention) |
 | initialisation seed | ${seed} (normal std ${INIT_STD}; positions std 0.01; residual projections std ${INIT_STD}/sqrt(2 x ${c.nLayer}); biases 0; LayerNorm 1 / 0) |
 
+${folderCardSection('tiny-gpt2')}
 ## Inputs and outputs (Hugging Face optimum decoder layout)
 
 - \`input_ids\` int64 [batch_size, sequence_length]
@@ -221,6 +226,6 @@ npx tsc -p . && node dist/scripts/build-sample-gpt2.js --random   # graph + seed
 \`\`\`
 
 The builder is deterministic: the same seed gives byte-identical random-weight files, and the graph with the
-committed weights gives the committed model.onnx byte for byte.
+committed weights gives the committed onnx/model.onnx byte for byte.
 `;
 }

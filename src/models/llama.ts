@@ -22,6 +22,7 @@ import {
   splitHeads,
   type Weights,
 } from './parts.js';
+import { folderCardSection } from './byte-tokenizer.js';
 import { TRAINING_DATA_LICENCES, type TrainingRecord, trainingSection } from './training-record.js';
 
 export interface DecoderConfig {
@@ -219,6 +220,9 @@ export function llamaConfig(c: DecoderConfig): Record<string, unknown> {
     pad_token_id: SPECIAL_TOKENS.pad,
     torch_dtype: 'float32',
     use_cache: true,
+    // The project's rule (src/calibration/data/tokenizers.ts): ids 0-255 are bytes. tokenizer.json says the same
+    // to other loaders (byte-tokenizer.ts); this keeps the exact byte codec here.
+    tokenizer: 'bytes',
   };
 }
 
@@ -246,10 +250,11 @@ ${status}
 | vocabulary | ${c.vocabSize}: ids 0-255 are raw bytes, ${SPECIAL_TOKENS.bos} = BOS, ${SPECIAL_TOKENS.eos} = EOS, ${SPECIAL_TOKENS.pad} = PAD |
 | max positions | ${c.maxPositionEmbeddings} (rope theta ${c.ropeTheta})${training ? `; trained on windows of ${training.sequence}` : ''} |
 | parameters | ${params.toLocaleString('en-US')} (embeddings and lm_head untied; rotary tables not counted) |
-| file | model.onnx, ${fileBytes.toLocaleString('en-US')} bytes, float32, weights inline |
+| file | onnx/model.onnx, ${fileBytes.toLocaleString('en-US')} bytes, float32, weights inline |
 | ONNX | opset ${OPSET}, plain ops only (no contrib ops, no fused attention) |
 | initialisation seed | ${seed} (normal, std ${INIT_STD}; norm weights 1) |
 
+${folderCardSection('tiny-llama')}
 ## Inputs and outputs (Hugging Face optimum decoder layout)
 
 - \`input_ids\` int64 [batch_size, sequence_length]
@@ -281,6 +286,6 @@ npx tsc -p . && node dist/scripts/train-sample.js --arch llama ...   # retrain (
 \`\`\`
 
 The builder is deterministic: the same seed gives byte-identical random-weight files, and the graph with the
-committed weights gives the committed model.onnx byte for byte.
+committed weights gives the committed onnx/model.onnx byte for byte.
 `;
 }

@@ -8,6 +8,7 @@ import { encodeModel } from '../onnx/codec.js';
 import { DataType, type GraphProto, type ModelProto } from '../onnx/types.js';
 import { withWeights } from '../training/checkpoint.js';
 import { AtomicFiles } from '../util/atomic.js';
+import { byteTokenizerConfig, byteTokenizerJson, generationConfig } from './byte-tokenizer.js';
 
 /** Byte-level vocabulary: ids 0-255 are the bytes, then three special tokens. */
 export const SPECIAL_TOKENS = { bos: 256, eos: 257, pad: 258 } as const;
@@ -148,7 +149,14 @@ export function declareDecoderIo(root: GraphBuilder, layers: number, kvHeads: nu
   return { inputIds, attentionMask: attentionMaskInput, positionIds };
 }
 
-/** Writes model.onnx, config.json and MODEL_CARD.md into `dir`, all renamed into place together. */
+/** Where a sample model folder keeps its model: a Hugging Face folder's `onnx/model.onnx`, which transformers.js loads. */
+export const SAMPLE_MODEL_FILE = 'onnx/model.onnx';
+
+/**
+ * Writes a sample model as a Hugging Face folder into `dir`: onnx/model.onnx, config.json, generation_config.json,
+ * tokenizer.json, tokenizer_config.json (byte-level, byte-tokenizer.ts) and MODEL_CARD.md, all renamed into place
+ * together.
+ */
 export function writeModelFiles(dir: string, model: ModelProto, config: Record<string, unknown>, card: (fileBytes: number) => string, extra: Record<string, string> = {}): number {
   const bytes = encodeModel(model);
   const files = new AtomicFiles();
@@ -158,8 +166,12 @@ export function writeModelFiles(dir: string, model: ModelProto, config: Record<s
       const fd = files.open(join(dir, name));
       for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done);
     };
-    put('model.onnx', bytes);
-    put('config.json', `${JSON.stringify(config, null, 2)}\n`);
+    const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+    put(SAMPLE_MODEL_FILE, bytes);
+    put('config.json', json(config));
+    put('generation_config.json', json(generationConfig()));
+    put('tokenizer.json', json(byteTokenizerJson()));
+    put('tokenizer_config.json', json(byteTokenizerConfig(maxPositionsOf(config))));
     for (const [name, text] of Object.entries(extra)) put(name, text);
     put('MODEL_CARD.md', card(bytes.length));
     files.commit();
@@ -168,6 +180,12 @@ export function writeModelFiles(dir: string, model: ModelProto, config: Record<s
     throw e;
   }
   return bytes.length;
+}
+
+function maxPositionsOf(config: Record<string, unknown>): number {
+  const n = config.max_position_embeddings ?? config.n_positions;
+  if (typeof n !== 'number') throw new Error('sample config.json without max_position_embeddings / n_positions');
+  return n;
 }
 
 /**

@@ -91,7 +91,7 @@ ${hist}
 ## Evaluation (ONNX Runtime)
 
 Bits per byte on each set's \`evaluation\` split (held out from training and from the validation above),
-measured by ONNX Runtime on the written model.onnx with:
+measured by ONNX Runtime on the written onnx/model.onnx with:
 
 \`\`\`
 ${r.evaluation?.command ?? 'onnx-compress eval MODEL --data SET --window W --stride W/2 --json'}

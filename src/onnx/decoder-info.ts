@@ -1,7 +1,10 @@
 // Recognises a decoder language model and reads its dimensions. Exporters disagree on names (optimum's
 // `past_key_values.{i}.key`, older `past.{i}.key`, anonymous `onnx::MatMul_123` weights), so the figures come
 // from structure: the KV-cache inputs' shapes, the embedding Gather, and the shapes of projection weights.
-// A Hugging Face `config.json` beside the model (or one folder up, as in `onnx/model.onnx`) takes precedence.
+// A Hugging Face `config.json` (embedded in the model, beside it, or one folder up as in `onnx/model.onnx`) takes
+// precedence. The maximum positions, without a config, are the rows of the tables position ids index: GPT-2's
+// learned position embedding, a rotary cos/sin cache; past them ONNX Runtime's Gather fails with a raw
+// out-of-bounds error, so the decoders stop there with a message of their own.
 // Reading that file and caching the description is model-folder.ts's work: describeDecoder is a lookup through it.
 import { allNodes } from './graph.js';
 import type { OnnxModel } from './model.js';
@@ -56,12 +59,55 @@ function projectionShapes(graph: GraphProto): [number, number][] {
   return out;
 }
 
+/** Ops that carry position ids through unchanged in value (their type or shape aside). */
+const POSITION_PASSTHROUGH = new Set(['Cast', 'Identity', 'Reshape', 'Unsqueeze', 'Squeeze', 'Flatten']);
+/** Ops between a stored table and the Gather that reads it, which keep its rows. */
+const TABLE_PASSTHROUGH = new Set(['DequantizeLinear', 'Cast', 'Identity']);
+
+/**
+ * The fewest rows among the tables gathered (along their first axis) by the `position_ids` input: the longest
+ * sequence the graph can encode; null when no such table is found.
+ */
+export function positionTableRows(graph: GraphProto): number | null {
+  if (!graph.input.some((v) => v.name === 'position_ids')) return null;
+  const inits = new Map(graph.initializer.map((t) => [t.name, t]));
+  const producer = new Map(graph.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const positions = new Set(['position_ids']);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const n of graph.node) {
+      if (POSITION_PASSTHROUGH.has(n.opType ?? '') && positions.has(n.input[0]) && !positions.has(n.output[0])) {
+        positions.add(n.output[0]);
+        grew = true;
+      }
+    }
+  }
+  const rowsOf = (name: string, depth = 0): number | null => {
+    const t = inits.get(name);
+    if (t) return t.dims.length >= 2 ? t.dims[0] : null;
+    const n = producer.get(name);
+    return n && depth < 4 && TABLE_PASSTHROUGH.has(n.opType ?? '') ? rowsOf(n.input[0], depth + 1) : null;
+  };
+  let rows: number | null = null;
+  for (const n of graph.node) {
+    const axis = n.opType === 'Gather' ? attrInt(n, 'axis', 0) : n.opType === 'GatherBlockQuantized' ? attrInt(n, 'gather_axis', 0) : undefined;
+    if (axis !== 0 || !positions.has(n.input[1])) continue;
+    const r = rowsOf(n.input[0]);
+    if (r !== null && r > 0) rows = rows === null ? r : Math.min(rows, r);
+  }
+  return rows;
+}
+
 function mostCommon(values: number[]): number | null {
   const counts = new Map<number, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   let best: number | null = null;
   for (const [v, c] of counts) if (best === null || c > counts.get(best)! || (c === counts.get(best)! && v > best)) best = v;
   return best;
+}
+
+function minKnown(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }
 
 function configNumber(json: Readonly<Record<string, unknown>>, ...keys: string[]): number | null {
@@ -123,7 +169,7 @@ export function analyseDecoder(graph: GraphProto, config?: DecoderConfig): Decod
     hidden,
     intermediate,
     vocab,
-    maxPositions: null,
+    maxPositions: positionTableRows(graph),
     kvCacheInputs: kvInputs.map((v) => v.name!),
     source: 'graph',
     configPath: null,
@@ -141,7 +187,8 @@ export function analyseDecoder(graph: GraphProto, config?: DecoderConfig): Decod
     hidden: hid ?? graphView.hidden,
     intermediate: configNumber(c, 'intermediate_size', 'n_inner') ?? graphView.intermediate,
     vocab: configNumber(c, 'vocab_size') ?? graphView.vocab,
-    maxPositions: configNumber(c, 'max_position_embeddings', 'n_positions'),
+    // The graph's tables bound what a config may claim: past them the model cannot run at all.
+    maxPositions: minKnown(configNumber(c, 'max_position_embeddings', 'n_positions'), graphView.maxPositions),
     source: 'config.json',
     configPath: config.path,
   };

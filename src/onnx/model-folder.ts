@@ -1,8 +1,11 @@
 // The files that travel with a model: config.json, generation_config.json, tokenizer.json and
-// tokenizer_config.json. Each is looked for beside the .onnx file, then one folder up (transformers.js's
-// `<folder>/onnx/model.onnx` layout keeps them in `<folder>`). This is the one module that finds and reads them:
-// every file is found, read and parsed at most once per model object, and the decoder description (which reads
-// config.json) is computed once per graph, so every caller sharing a model shares the reads.
+// tokenizer_config.json. Each is looked for in the model's own metadata_props first (a plain .onnx written by this
+// tool carries them there, under `onnx_compress.<file name>`, since no sidecar can travel with a lone file), then
+// beside the .onnx file, then one folder up (transformers.js's `<folder>/onnx/model.onnx` layout keeps them in
+// `<folder>`). The embedded copy wins: it was written with this exact model, where a file beside it may belong to
+// another. This is the one module that finds and reads them: every file is found, read and parsed at most once per
+// model object, and the decoder description (which reads config.json) is computed once per graph, so every caller
+// sharing a model shares the reads.
 //
 // A companion file that exists but is unreadable, not JSON or not a JSON object is a ModelError naming the file:
 // it belongs to the model, and guessing around it would silently change dimensions or special tokens.
@@ -10,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { analyseDecoder, type DecoderSummary } from './decoder-info.js';
-import { ModelError, type OnnxModel } from './model.js';
+import { ModelError, OnnxModel } from './model.js';
 import type { GraphProto } from './types.js';
 
 /** A parsed JSON object, as read from a companion file. Shared by every caller: treat it as read-only. */
@@ -19,11 +22,22 @@ export type JsonObject = Readonly<Record<string, unknown>>;
 /** The companion files `files()` lists by default, in this order. */
 export const COMPANION_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
 
+/** The metadata_props key a companion file is embedded under in a plain .onnx: `onnx_compress.config.json`... */
+export function embeddedKey(name: string): string {
+  return `${EMBEDDED_PREFIX}${name}`;
+}
+
+const EMBEDDED_PREFIX = 'onnx_compress.';
+
 export interface CompanionFile {
   /** The file's name ('config.json'...), the name to give the copy. */
   name: string;
-  /** Where it is. */
+  /** Where it is: a file's path, or `<model> metadata_props[onnx_compress.<name>]` for an embedded copy. */
   path: string;
+  /** Embedded in the model's metadata_props rather than a file of its own. */
+  embedded: boolean;
+  /** Its exact bytes (a file is read when asked). */
+  bytes(): Buffer;
 }
 
 export interface ModelFolder {
@@ -51,11 +65,14 @@ export interface ModelFolder {
   readonly tokenizer: Tokenizer | undefined;
   /** The decoder language model's description (config.json over the graph), or null when it is not one. */
   readonly decoder: DecoderSummary | null;
-  /** The path of a companion file `name` beside the model or one folder up, or undefined. */
+  /**
+   * Where companion file `name` is: embedded in the model (a description, see CompanionFile.path), beside the model
+   * or one folder up; undefined when there is none.
+   */
   find(name: string): string | undefined;
   /** A companion JSON object by file name (read once), or undefined when the file is absent. */
   json(name: string): JsonObject | undefined;
-  /** The companion files that exist (default: COMPANION_FILES), to copy beside a written model. */
+  /** The companion files that exist (default: COMPANION_FILES), to write with a model made from this one. */
   files(names?: readonly string[]): CompanionFile[];
 }
 
@@ -111,20 +128,25 @@ export function readJsonFile(path: string): Record<string, unknown> {
   } catch (e) {
     throw new ModelError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? oneLine(e)})`);
   }
+  return parseJson(text, path);
+}
+
+/** A JSON object from text read at `where`; not JSON or not an object is a ModelError naming it. */
+function parseJson(text: string, where: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new ModelError(`${path}: not valid JSON (${oneLine(e)})`);
+    throw new ModelError(`${where}: not valid JSON (${oneLine(e)})`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ModelError(`${path}: expected a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ModelError(`${where}: expected a JSON object`);
   return value as Record<string, unknown>;
 }
 
 class Folder implements ModelFolder {
   readonly source: string;
   private readonly dir: string | undefined;
-  private readonly found = new Map<string, string | undefined>();
+  private readonly found = new Map<string, CompanionFile | undefined>();
   private readonly parsed = new Map<string, JsonObject | undefined>();
   private layout: HuggingFaceLayout | null | undefined;
   private hf: { tokenizer: Tokenizer | undefined } | undefined;
@@ -136,24 +158,39 @@ class Folder implements ModelFolder {
   }
 
   find(name: string): string | undefined {
-    if (!this.dir) return undefined;
-    if (!this.found.has(name)) this.found.set(name, findCompanionFile(this.dir, name));
-    return this.found.get(name);
+    return this.companion(name)?.path;
   }
 
   json(name: string): JsonObject | undefined {
     if (!this.parsed.has(name)) {
-      const path = this.find(name);
-      this.parsed.set(name, path === undefined ? undefined : Object.freeze(readJsonFile(path)));
+      const file = this.companion(name);
+      this.parsed.set(name, file === undefined ? undefined : Object.freeze(file.embedded ? parseJson(file.bytes().toString('utf8'), file.path) : readJsonFile(file.path)));
     }
     return this.parsed.get(name);
   }
 
   files(names: readonly string[] = COMPANION_FILES): CompanionFile[] {
     return names.flatMap((name) => {
-      const path = this.find(name);
-      return path === undefined ? [] : [{ name, path }];
+      const file = this.companion(name);
+      return file === undefined ? [] : [file];
     });
+  }
+
+  private companion(name: string): CompanionFile | undefined {
+    if (!this.found.has(name)) {
+      const key = embeddedKey(name);
+      const entry = (this.model.proto.metadataProps ?? []).find((e) => e.key === key);
+      let file: CompanionFile | undefined;
+      if (entry !== undefined) {
+        const bytes = Buffer.from(entry.value ?? '', 'utf8');
+        file = { name, path: `${this.source} metadata_props[${key}]`, embedded: true, bytes: () => bytes };
+      } else {
+        const path = this.dir === undefined ? undefined : findCompanionFile(this.dir, name);
+        if (path !== undefined) file = { name, path, embedded: false, bytes: () => readFileSync(path) };
+      }
+      this.found.set(name, file);
+    }
+    return this.found.get(name);
   }
 
   private get hfLayout(): HuggingFaceLayout | null {
@@ -242,4 +279,32 @@ function freeze(d: DecoderSummary | null): DecoderSummary | null {
 
 function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * The model with `files` embedded in its metadata_props (for a plain .onnx, which nothing can travel beside), in
+ * COMPANION_FILES order after the model's other entries; earlier embedded copies are replaced.
+ */
+export function embedCompanions(model: OnnxModel, files: readonly CompanionFile[]): OnnxModel {
+  const entries = files.map((f) => ({ key: embeddedKey(f.name), value: f.bytes().toString('utf8') }));
+  return withMetadata(model, [...othersOf(model), ...entries]);
+}
+
+/** The model without embedded companion files: for one written into a folder, where the files lie beside it. */
+export function stripCompanions(model: OnnxModel): OnnxModel {
+  const others = othersOf(model);
+  return others.length === (model.proto.metadataProps ?? []).length ? model : withMetadata(model, others);
+}
+
+function othersOf(model: OnnxModel) {
+  return (model.proto.metadataProps ?? []).filter((e) => !(e.key ?? '').startsWith(EMBEDDED_PREFIX));
+}
+
+function withMetadata(model: OnnxModel, metadataProps: OnnxModel['proto']['metadataProps']): OnnxModel {
+  return new OnnxModel({ ...model.proto, metadataProps }, model.baseDir, model.source);
+}
+
+/** The model carrying its own companion files (wherever they were found) embedded: for re-saving it as a lone file. */
+export function withCompanionsEmbedded(model: OnnxModel): OnnxModel {
+  return embedCompanions(model, modelFolder(model).files());
 }

@@ -3,7 +3,7 @@
 // a fresh staging folder beside the output, runs the check passes on the saved files (verification always, with
 // its defaults when the recipe does not list it), and renames the result into place. A run that fails at any
 // point leaves nothing at the output path.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { modelSize } from '../decoding/model-size.js';
 import { OptionError, OutputError } from '../errors.js';
@@ -13,9 +13,11 @@ import { saveModel } from '../onnx/save.js';
 import { resolveOutput, type OutputTarget } from '../quantization/output-names.js';
 import type { QuantParams } from '../quantization/schemes.js';
 import { engineInfo, VerificationError, type EngineInfo, type VerificationReport } from '../quantization/verify.js';
-import { checkWritable, temporaryUntilDone } from '../util/atomic.js';
+import { makeStagingFolder, moveIntoPlace } from '../util/atomic.js';
+import { claimOutput, type OutputClaim } from '../util/output-lock.js';
 import type { Pass, PassEnv, PassKind, PassState, SessionChoice, Step } from './types.js';
-import { verifyPass } from './verify.js';
+import { verifyPass, type VerifyPassOptions } from './verify.js';
+import { checkFolderOutput, placeCompanions, stageCompanions, withCompanionsFor } from './output-companions.js';
 
 export const COMPRESS_REPORT_FORMAT = 'onnx-compress.compress-report';
 export const COMPRESS_REPORT_VERSION = 1;
@@ -63,6 +65,11 @@ export interface RunOptions {
   onProgress?: PassEnv['onProgress'];
   recipe?: { name?: string; path?: string };
   /**
+   * Quality-gate settings laid over every verification of the run (the recipe's verify steps and the implicit
+   * one): what a command's --min-cosine, --min-top1 and --no-gate set.
+   */
+  verify?: Pick<VerifyPassOptions, 'minCosine' | 'minTop1Agreement' | 'gate'>;
+  /**
    * Applied to the final model before it is saved and verified; exists for tests (a broken writer must not
    * leave a file) and experiments, not for normal use.
    */
@@ -96,6 +103,20 @@ export function checkOrder(steps: readonly Step[], options: Pick<RunOptions, 'ou
 }
 
 export async function runSteps(modelPath: string, steps: readonly Step[], options: RunOptions = {}): Promise<CompressReport> {
+  // The output is claimed (checked writable, its folders made, locked) for the whole run, and released however
+  // the run ends; the folders it made stay only when the result was written.
+  const claims: OutputClaim[] = [];
+  let written = false;
+  try {
+    const report = await runClaimed(modelPath, steps, options, claims);
+    written = true;
+    return report;
+  } finally {
+    for (const c of claims) c.release(written);
+  }
+}
+
+async function runClaimed(modelPath: string, steps: readonly Step[], options: RunOptions, claims: OutputClaim[]): Promise<CompressReport> {
   const started = performance.now();
   checkOrder(steps, options);
   const session = options.session ?? {};
@@ -103,6 +124,7 @@ export async function runSteps(modelPath: string, steps: readonly Step[], option
   const transforms = steps.filter((s) => s.pass.kind === 'transform');
   const scheme = transforms.map((s) => s.pass.outputScheme?.(s.options)).find((p) => p !== undefined);
   const target = options.out !== undefined ? checkOutput(original, modelPath, options.out, scheme) : undefined;
+  if (target) claims.push(claimOutput(target.path));
 
   // What can be checked against the input model (a plan file's node names...) is, before any pass runs.
   const first = steps.findIndex((s) => s.pass.kind === 'transform');
@@ -145,26 +167,27 @@ export async function runSteps(modelPath: string, steps: readonly Step[], option
   }
 
   const finalDir = dirname(resolve(target.path));
-  const removeFolders = makeOutputFolder(target.path);
-  const staging = mkdtempSync(join(finalDir, `.${basename(target.path)}.onnx-compress-`));
-  const removeStaging = temporaryUntilDone(staging); // also on Ctrl-C while verifying (the CLI's handlers)
+  const { path: staging, remove: removeStaging } = makeStagingFolder(target.path); // also removed on Ctrl-C (the CLI's handlers)
   const stagedPath = join(staging, basename(target.path));
   try {
     const model = options.transform ? options.transform(state.model) : state.model;
     let t = performance.now();
-    const saved = saveModel(model, stagedPath);
+    // The input's config and tokenizer files travel with the result (output-companions.ts): the checks read the
+    // staged copy with them, as users will read the result.
+    const saved = saveModel(withCompanionsFor(target, model, original), stagedPath);
+    const companions = stageCompanions(target, original, staging);
     const saveSeconds = (performance.now() - t) / 1000;
-    // The decoder's config (vocabulary, special tokens) beside the staged copy while it is checked.
-    for (const f of modelFolder(original).files(['config.json', 'generation_config.json'])) copyFileSync(f.path, join(staging, f.name));
 
     state = { ...state, model, file: stagedPath };
-    if (!checks.some((s) => s.pass === verifyPass)) await run({ pass: verifyPass, options: {}, where: IMPLICIT_VERIFICATION });
-    for (const step of checks) await run(step);
+    const gated = (step: Step): Step => (step.pass === verifyPass && options.verify ? { ...step, options: { ...(step.options as VerifyPassOptions), ...options.verify } } : step);
+    if (!checks.some((s) => s.pass === verifyPass)) await run(gated({ pass: verifyPass, options: {}, where: IMPLICIT_VERIFICATION }));
+    for (const step of checks) await run(gated(step));
 
     // Into place: external data first, then the model that points at it.
     const dataPath = saved.externalData ? join(finalDir, basename(saved.externalData.path)) : undefined;
-    if (saved.externalData) renameSync(saved.externalData.path, dataPath!);
-    renameSync(stagedPath, target.path);
+    placeCompanions(companions);
+    if (saved.externalData) moveIntoPlace(saved.externalData.path, dataPath!);
+    moveIntoPlace(stagedPath, target.path);
     removeStaging();
     const output: FileFacts & { naming: OutputTarget['naming'] } = {
       path: target.path,
@@ -181,10 +204,15 @@ export async function runSteps(modelPath: string, steps: readonly Step[], option
     return { ...base, output, passes, verification, notes: renamePaths(state.notes, renames), timing: { saveSeconds, totalSeconds: (performance.now() - started) / 1000 } };
   } catch (e) {
     removeStaging();
-    removeFolders();
     // Messages name the output the user asked for, not the staging copy that was checked.
-    if (e instanceof VerificationError) throw new VerificationError(`${e.message.split(stagedPath).join(target.path)}; nothing was written`, e.figures, e.code === 'runtime' ? 'runtime' : 'quality-gate');
-    if (e instanceof Error) e.message = e.message.split(stagedPath).join(target.path);
+    if (e instanceof VerificationError) {
+      // "nothing was written" goes before the advice on how to accept the model, which ends the line.
+      const message = e.message.split(stagedPath).join(target.path);
+      const advice = e.override !== undefined && message.endsWith(`; ${e.override}`) ? e.override : undefined;
+      const what = advice ? message.slice(0, -(advice.length + 2)) : message;
+      throw new VerificationError(`${what}; nothing was written${advice ? `; ${advice}` : ''}`, e.figures, e.code === 'runtime' ? 'runtime' : 'quality-gate', e.override);
+    }
+    if (e instanceof Error) e.message = e.message.split(stagedPath).join(target.path).split(staging).join(finalDir);
     throw e;
   }
 }
@@ -200,18 +228,11 @@ function namedAfter(step: Step, e: unknown): unknown {
   return e;
 }
 
-/** The output path, checked before any work: not the input, and inside a folder that is (or can be made) writable. */
+/** The output path, checked before any work: not the input (its folder is checked writable when it is claimed). */
 function checkOutput(model: OnnxModel, modelPath: string, out: string, scheme: QuantParams | undefined): OutputTarget {
-  let target: OutputTarget;
-  if (scheme === undefined && (/[\\/]$/.test(out) || (existsSync(out) && statSync(out).isDirectory()))) {
-    throw new OptionError(`--out ${out}: is a folder, but the result has no transformers.js name (that comes from a named scheme); give the output file's path`);
-  }
-  if (scheme !== undefined) {
-    target = resolveOutput(modelPath, out, scheme);
-  } else {
-    if (!/\.onnx$/i.test(out)) throw new OptionError(`--out ${out}: a model file should end in .onnx`);
-    target = { path: out, naming: 'path' };
-  }
+  // A file, or a Hugging Face folder for any input (output-names.ts names the model in it).
+  const target = resolveOutput(modelPath, out, scheme);
+  checkFolderOutput(target, model);
   const inputs = [modelPath, ...model.externalFiles().map((f) => model.externalPath(f))];
   for (const path of [target.path, `${target.path}_data`]) {
     const clash = inputs.find((i) => samePath(i, path));
@@ -221,29 +242,7 @@ function checkOutput(model: OnnxModel, modelPath: string, out: string, scheme: Q
       );
     }
   }
-  // The folder is created only when there is something to save; now, the nearest existing one must be writable.
-  checkWritable(target.path, `--out ${target.path}`);
   return target;
-}
-
-/** Creates the output's folder (and missing parents); returns a function that removes those it created. */
-function makeOutputFolder(path: string): () => void {
-  const created: string[] = [];
-  for (let dir = dirname(resolve(path)); !existsSync(dir); dir = dirname(dir)) created.unshift(dir);
-  try {
-    for (const dir of created) mkdirSync(dir);
-  } catch (e) {
-    throw new OutputError(`--out ${path}: cannot create ${dirname(resolve(path))} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return () => {
-    for (const dir of [...created].reverse()) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        return; // not empty (something else wrote there meanwhile): leave it
-      }
-    }
-  };
 }
 
 /** A copy of a plain-JSON value with every string's occurrences of each `from` path replaced by its `to`. */
