@@ -182,7 +182,8 @@ describe('quantizePass on tiny-llama', () => {
     assert.ok(used.size > 0);
     assert.deepEqual(new Set(r.activations!.ranges.map((e) => e.tensor)), used, 'a range for every quantized activation, and only those');
     for (const e of r.activations!.ranges) assert.ok(e.range[0] >= e.observed[0] && e.range[1] <= e.observed[1]);
-    assert.equal(r.verification.inputs.source, 'calibration');
+    assert.equal(r.verification.inputs.source, 'held-out', 'the set folder has an evaluation split: verification runs there');
+    assert.match(r.verification.inputs.description, /prose\/evaluation\.jsonl$/);
     assert.ok(r.opsetChanges.length === 0 || r.opsetChanges.every((c) => c.to >= (c.from ?? 0)));
     assert.ok(r.verification.outputs.every((o) => o.cosine > 0.99), 'static int8 stays close');
     // The output really is what was verified: it loads and runs as a plain file.

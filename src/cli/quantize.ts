@@ -295,7 +295,7 @@ export function formatQuantize(r: QuantizationRunReport): string {
     );
   }
   out.push(
-    `  verified in ONNX Runtime ${v.engine.version} (${v.engine.executionProvider}) on ${v.inputs.source === 'calibration' ? `a batch of ${v.inputs.description}` : v.inputs.description}: ` +
+    `  verified in ONNX Runtime ${v.engine.version} (${v.engine.executionProvider}) on ${v.inputs.source !== 'generated' ? `a ${v.inputs.source === 'held-out' ? 'held-out ' : ''}batch of ${v.inputs.description}` : v.inputs.description}: ` +
       `worst output cosine ${v.worst.cosine.toFixed(6)}, max |diff| ${v.worst.maxAbsDiff.toExponential(3)}`,
   );
   out.push(`  ${describeGate(v)}`);

@@ -2,7 +2,7 @@
 // activation statistics for the passes after it (quantize takes its ranges from them), optionally saving them
 // as a statistics file. Its report is the calibrate command's (calibration/summary.ts).
 import { collectStatistics, OBSERVE_MODES, type CollectProgress, type ObserveMode } from '../calibration/collect.js';
-import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
+import { openCalibrationSet, openHeldOutSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { binaryPathFor, writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
@@ -89,6 +89,6 @@ export const calibratePass: Pass<CalibratePassOptions, CalibrationReport> = {
       seconds: statistics.seconds,
       options: { ...options.calibration },
     };
-    return { state: { ...state, statistics: { statistics, summary }, verificationSet: set }, report: calibrationReport(statistics, written) };
+    return { state: { ...state, statistics: { statistics, summary }, calibrationSet: set, verificationSet: (await openHeldOutSet(options.data, state.model, options.calibration)) ?? set }, report: calibrationReport(statistics, written) };
   },
 };

@@ -1,7 +1,7 @@
 // The quantize pass for `--scheme fp16`: the float16 conversion (src/quantization/fp16.ts) in place of plan ->
 // solve -> rewrite, with the same report shape so the CLI, recipes and the HTML report show it like any scheme.
 // A calibration set, when given, serves verification only; a node the selection leaves out stays float32.
-import { openCalibrationSet } from '../calibration/data/index.js';
+import { openCalibrationSet, openHeldOutSet } from '../calibration/data/index.js';
 import { convertToFloat16 } from '../quantization/fp16.js';
 import { QuantOptionError, type QuantParams } from '../quantization/schemes.js';
 import { isSelected } from '../quantization/select.js';
@@ -13,7 +13,8 @@ export async function runFloat16(state: PassState, options: QuantizeOptions, par
   const next: PassState = { ...state };
   const notes: string[] = [];
   if (options.calibration) {
-    next.verificationSet = await openCalibrationSet(options.calibration.data, state.model, options.calibration.options ?? {});
+    const { data, options: calibration = {} } = options.calibration;
+    next.verificationSet = (await openHeldOutSet(data, state.model, calibration)) ?? (await openCalibrationSet(data, state.model, calibration));
     notes.push(`scheme ${params.scheme} needs no calibration: the calibration set is used for verification only`);
   }
   const select = options.select;

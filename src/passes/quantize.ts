@@ -2,7 +2,7 @@
 // (from the statistics an earlier calibrate pass left, a statistics file, or a calibration set collected here)
 // -> solve and rewrite. Checks everything it can before work starts; saving and verifying are the runner's.
 import { collectStatistics, type AnyActivationStatistics } from '../calibration/collect.js';
-import { openCalibrationSet, type CalibrationOptions } from '../calibration/data/index.js';
+import { openCalibrationSet, openHeldOutSet, type CalibrationOptions } from '../calibration/data/index.js';
 import { checkModelMatches, readStatsFile } from '../calibration/stats-file.js';
 import { OptionError } from '../errors.js';
 import { describeFolding, foldConstants, readAt, type FoldReport } from '../onnx/fold-constants.js';
@@ -182,10 +182,12 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     statistics = file.statistics;
     summary = { from: 'stats', path: options.stats, data: statistics.data, samples: statistics.samples, tokens: statistics.tokens, batches: statistics.batches, seconds: 0, options: { ...file.calibration } };
     if (needed.length === 0) notes.push(`${who} quantizes weights only: the statistics in ${options.stats} are not used for ranges`);
-    next.verificationSet ??= await reopenStatsData(model, file.statistics.data.source, file.calibration, notes);
+    next.calibrationSet = await reopenStatsData(model, file.statistics.data.source, file.calibration, notes);
+    next.verificationSet ??= next.calibrationSet;
   } else if (options.calibration) {
     const set = await openCalibrationSet(options.calibration.data, model, options.calibration.options ?? {});
-    next.verificationSet = set;
+    next.calibrationSet = set;
+    next.verificationSet = (await openHeldOutSet(options.calibration.data, model, options.calibration.options ?? {})) ?? set;
     if (needed.length) {
       const t = performance.now();
       const percentile = clip.method === 'percentile' ? (clip.percentile ?? DEFAULT_PERCENTILE) : undefined;
@@ -228,7 +230,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   const solver = roundToNearest;
   let t = performance.now();
   let ranges: ActivationRangeSet | AutoRangeSet | undefined;
-  const set = next.verificationSet ?? state.verificationSet;
+  const set = next.calibrationSet ?? state.calibrationSet;
   if (needed.length && statistics && !options.clip && clip.method === 'auto') {
     const blocker = autoClipBlocker(statistics, needed) ?? (sampler || set ? undefined : 'needs the calibration set of the statistics, which cannot be reopened, to sample activations');
     if (blocker) {

@@ -48,7 +48,12 @@ export interface PassState {
   model: OnnxModel;
   /** The latest statistics a pass collected or read, for the passes after it. */
   statistics?: { statistics: AnyActivationStatistics; summary: CalibrationSummary };
-  /** A calibration set whose batches verification may use instead of generated inputs. */
+  /** The calibration set the statistics came from (auto clipping samples its first batches). */
+  calibrationSet?: CalibrationSet;
+  /**
+   * Data verification runs on instead of generated inputs: held out from calibration where the set has an
+   * evaluation split (openHeldOutSet), else the calibration set itself.
+   */
   verificationSet?: CalibrationSet;
   /** The named scheme the model was quantized with, which gives a transformers.js file name. */
   scheme?: QuantParams;

@@ -36,7 +36,10 @@ export const verifyPass: Pass<VerifyPassOptions, VerificationReport> = {
     };
   },
   async run(state, options, env) {
-    const inputs: VerificationInputs = state.verificationSet ? await calibrationInputs(state.verificationSet, options.batches ?? 1) : generatedInputs(env.original);
+    const held = state.verificationSet && state.verificationSet !== state.calibrationSet && state.calibrationSet !== undefined;
+    const inputs: VerificationInputs = state.verificationSet
+      ? await calibrationInputs(state.verificationSet, options.batches ?? 1, held ? 'held-out' : 'calibration')
+      : generatedInputs(env.original);
     const report = await verifyModel(env.original, state.file!, inputs, {
       ...env.session,
       ...(options.minCosine !== undefined ? { minCosine: options.minCosine } : {}),

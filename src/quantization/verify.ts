@@ -80,7 +80,8 @@ export interface VerifyOptions {
 }
 
 export interface VerificationInputs {
-  source: 'calibration' | 'generated';
+  /** held-out: a split of the calibration set's folder that calibration did not read (openHeldOutSet). */
+  source: 'held-out' | 'calibration' | 'generated';
   /** What the batch is: the calibration set's path, or how it was generated. */
   description: string;
   batches: Feeds[];
@@ -137,15 +138,15 @@ const SAMPLE_TEXT = 'The quick brown fox jumps over the lazy dog. In 1996, 42 pe
 /** Token ids of a generated decoder sample when the model has no tokenizer the project can use. */
 const GENERATED_TOKENS = 48;
 
-/** Up to `maxBatches` batches of a calibration set, as verification inputs. */
-export async function calibrationInputs(set: CalibrationSet, maxBatches = 1): Promise<VerificationInputs> {
+/** Up to `maxBatches` batches of a data set (held out from calibration, or the calibration set), as verification inputs. */
+export async function calibrationInputs(set: CalibrationSet, maxBatches = 1, source: 'held-out' | 'calibration' = 'calibration'): Promise<VerificationInputs> {
   const batches: Feeds[] = [];
   for await (const feeds of set.batches()) {
     batches.push(feeds);
     if (batches.length >= maxBatches) break;
   }
   if (batches.length === 0) throw new QuantizationError(`${set.source}: the calibration set gave no batch to verify with`);
-  return { source: 'calibration', description: set.source, batches };
+  return { source, description: set.source, batches };
 }
 
 /** One batch built from the model's signature (see the top of this file). */

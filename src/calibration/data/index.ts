@@ -39,6 +39,27 @@ export async function openCalibrationSet(spec: string, model: OnnxModel, options
   throw new CalibrationDataError(`${path}: empty set (no ${split}.jsonl, input_<k>.pb, test_data_set_<n>/ or <input>.npy files)`);
 }
 
+/**
+ * Data held out from calibration, for verifying the written model: the evaluation split of a set folder
+ * (calibration-sets/ layout) opened with the calibration's options, or null when the set has no such split (a
+ * single .jsonl file, a tensor set); the caller then verifies on the calibration set and its report names it.
+ */
+export async function openHeldOutSet(spec: string, model: OnnxModel, options: CalibrationOptions = {}): Promise<CalibrationSet | null> {
+  const split = options.split ?? 'calibration';
+  if (split === HELD_OUT_SPLIT) return null;
+  const path = resolveSetPath(spec);
+  let entries: string[];
+  try {
+    entries = statSync(path).isDirectory() ? readdirSync(path) : [];
+  } catch {
+    return null; // opening the calibration set itself says what is wrong with the path
+  }
+  if (!entries.includes(`${HELD_OUT_SPLIT}.jsonl`)) return null;
+  return openTokenSet(join(path, `${HELD_OUT_SPLIT}.jsonl`), model, { ...options, split: HELD_OUT_SPLIT });
+}
+
+const HELD_OUT_SPLIT = 'evaluation';
+
 /** Whether the path is a folder; a missing path is an error here rather than a confusing one later. */
 function isDirectory(path: string, spec: string): boolean {
   try {
