@@ -3,15 +3,19 @@
 // overflow). Every result is run in ONNX Runtime against the model it came from.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
 import { encodeModel } from '../src/onnx/codec.js';
-import { makeTensor } from '../src/onnx/tensor.js';
+import { makeTensor, roundTo } from '../src/onnx/tensor.js';
 import { foldConstants } from '../src/onnx/fold-constants.js';
-import { OnnxModel } from '../src/onnx/model.js';
+import { loadModel, OnnxModel } from '../src/onnx/model.js';
+import { saveModel } from '../src/onnx/save.js';
+import { quantizePass as quantizeStep, type QuantizeOptions, type QuantizeReport } from '../src/passes/quantize.js';
+import { runSteps } from '../src/passes/runner.js';
+import { planFromScheme } from '../src/quantization/plan.js';
 import { DataType, type ModelProto } from '../src/onnx/types.js';
 import { convertToFloat16 } from '../src/quantization/fp16.js';
 import { quantizePass } from '../src/quantization/pipeline.js';
@@ -20,8 +24,8 @@ import { quantizeModel } from '../src/quantization/writers/index.js';
 import { fromOrtTensor, toOrtTensor } from '../src/runtime/ort-tensor.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { mulberry32 } from './support/prng.js';
-import { captureTensors } from '../src/runtime/capture.js';
 import { cosine } from './support/similarity.js';
+import { minMaxRanges } from './support/ranges.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fp16-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,20 +55,6 @@ async function run(proto: ModelProto, feeds: Feeds): Promise<Record<string, Floa
   }
 }
 
-
-/**
- * Min/max of every MatMul/Gemm/Conv activation input over one run, taken in plain JavaScript from the tensors ONNX
- * Runtime returns (float16 ones decoded): the ranges a MinMax calibrator would give.
- */
-async function minMaxRanges(model: OnnxModel, feeds: Feeds): Promise<Map<string, [number, number]>> {
-  const names = [...new Set(model.graph.node.filter((n) => ['MatMul', 'Gemm', 'Conv'].includes(n.opType ?? '')).map((n) => n.input[0]))];
-  const ranges = new Map<string, [number, number]>();
-  for (const [name, t] of Object.entries(await captureTensors(model, names, feeds))) {
-    const values = fromOrtTensor(t).data as Float32Array;
-    ranges.set(name, [Math.min(...values), Math.max(...values)]);
-  }
-  return ranges;
-}
 
 function floatConstant(b: GraphBuilder, output: string, value: number): void {
   const t = makeTensor('', DataType.FLOAT, [], [value]);
@@ -207,6 +197,14 @@ describe('float16 and bfloat16 models quantized as they are', () => {
     await checkSchemes(maskedAttention(DataType.FLOAT16, 'causal'), feedOf('x', DataType.FLOAT16, [1, 8, 64], 3), false, (l) => t.diagnostic(l));
   });
 
+  it('the ranges oracle (test/support/ranges.ts) reads float16 activations as values, not 16-bit codes', async () => {
+    const values = gaussian(mulberry32(1), 2 * 256, 1);
+    const feeds = { x: toOrtTensor({ dtype: DataType.FLOAT16, dims: [2, 256], data: values }) };
+    const ranges = await minMaxRanges(new OnnxModel(fp16Layers(), undefined, 'fixture'), feeds);
+    const halves = roundTo(DataType.FLOAT16, values);
+    assert.deepEqual(ranges.get('x'), [Math.min(...halves), Math.max(...halves)]);
+  });
+
   it('dynamic int8 in a float16 graph is a float32 island: Cast in, DynamicQuantizeLinear, Cast out', async () => {
     const model = new OnnxModel(fp16Layers(), undefined, 'fixture');
     const proto = quantizeModel(model, 'w8').model.proto;
@@ -215,6 +213,143 @@ describe('float16 and bfloat16 models quantized as they are', () => {
     assert.equal(ops[dql - 1], 'Cast', 'the fp16 activation is cast to float32 before DynamicQuantizeLinear');
     const casts = proto.graph!.node.filter((n) => n.opType === 'Cast').map((n) => Number(n.attribute[0].i));
     assert.ok(casts.includes(DataType.FLOAT16), 'the result is cast back to float16');
+  });
+});
+
+/** Weights stored as float16 behind Cast(to float32), as exporters of half-precision checkpoints write them. */
+function castWeight(b: GraphBuilder, name: string, dims: number[], rand: () => number, scale: number): string {
+  b.initializer(name, DataType.FLOAT16, dims, gaussian(rand, dims.reduce((a, d) => a * d, 1), scale));
+  b.node('Cast', [name], [`${name}_float`], { to: DataType.FLOAT });
+  return `${name}_float`;
+}
+
+/** fp32 x [2, 256] -> MatMul 'mm1' -> y1 and MatMul 'mm2' -> y2, both weights float16 behind Cast. */
+function twoCastMatMuls(): ModelProto {
+  const rand = mulberry32(17);
+  const b = new GraphBuilder('cast-matmuls');
+  b.input('x', DataType.FLOAT, [2, 256]);
+  b.node('MatMul', ['x', castWeight(b, 'W1', [256, 256], rand, 0.06)], ['y1'], undefined, { name: 'mm1' });
+  b.node('MatMul', ['x', castWeight(b, 'W2', [256, 256], rand, 0.06)], ['y2'], undefined, { name: 'mm2' });
+  b.output('y1', DataType.FLOAT);
+  b.output('y2', DataType.FLOAT);
+  return modelFrom(b.graph, { opsets: { '': 17 } });
+}
+
+/** img [1, 32, 8, 8] -> Conv 'conv' -> yc, and x [2, 64] -> MatMul 'mm' -> ym; weights float16 behind Cast. */
+function castConvAndMatMul(): ModelProto {
+  const rand = mulberry32(19);
+  const b = new GraphBuilder('cast-conv-matmul');
+  b.input('img', DataType.FLOAT, [1, 32, 8, 8]);
+  b.input('x', DataType.FLOAT, [2, 64]);
+  b.node('Conv', ['img', castWeight(b, 'Wc', [64, 32, 3, 3], rand, 0.06)], ['yc'], { pads: [1, 1, 1, 1] }, { name: 'conv' });
+  b.node('MatMul', ['x', castWeight(b, 'Wm', [64, 64], rand, 0.12)], ['ym'], undefined, { name: 'mm' });
+  b.output('yc', DataType.FLOAT);
+  b.output('ym', DataType.FLOAT);
+  return modelFrom(b.graph, { opsets: { '': 17 } });
+}
+
+/**
+ * Quantizes a fixture from its file through the quantize pass (folding included) and checks what folding must
+ * not do: grow the file, or change what a node left in float computes. `float` names the outputs of the nodes
+ * left in float (bit for bit equal to the original's in ONNX Runtime); the others must stay close.
+ */
+async function quantizeFolded(name: string, proto: ModelProto, options: QuantizeOptions, feeds: Feeds, float: readonly string[], say: (line: string) => void): Promise<QuantizeReport> {
+  const path = join(dir, `${name}.onnx`);
+  const out = join(dir, `${name}-q.onnx`);
+  saveModel(new OnnxModel(proto, undefined, name), path);
+  const steps = await runSteps(path, [{ pass: quantizeStep, options, where: 'quantize' }], { out, session: { intraOpThreads: 1 } });
+  const report = steps.passes[0].report as QuantizeReport;
+  const [before, after] = [statSync(path).size, statSync(out).size];
+  assert.ok(after <= before, `${name}: ${after} bytes written, more than the original's ${before}`);
+  say(`${name}: ${after} bytes written, original ${before}`);
+  const reference = await run(proto, feeds);
+  const got = await run(loadModel(out).proto, feeds);
+  for (const [output, ref] of Object.entries(reference)) {
+    if (float.includes(output)) assert.deepEqual(got[output], ref, `${name}: ${output} (float node) changed`);
+    else assert.ok(cosine(ref, got[output]) > 0.99, `${name}: ${output} cosine ${cosine(ref, got[output])}`);
+  }
+  // The weight of every float node is still the original float16 initializer behind its Cast.
+  const written = loadModel(out).graph;
+  for (const n of written.node.filter((x) => float.includes(x.output[0]))) {
+    const cast = written.node.find((c) => c.output[0] === n.input[1]);
+    assert.equal(cast?.opType, 'Cast', `${name}: ${n.name} reads its weight through the Cast again`);
+    assert.equal(written.initializer.find((t) => t.name === cast!.input[0])?.dataType, DataType.FLOAT16);
+  }
+  return report;
+}
+
+describe('folding leaves float16 weights alone where nothing quantized reads them', () => {
+  it('one MatMul excluded: its fp16 weight keeps its Cast, the file is no larger, its output is unchanged', async (t) => {
+    const r = await quantizeFolded('excluded', twoCastMatMuls(), { scheme: 'w8', select: { exclude: ['mm2'] } }, feedOf('x', DataType.FLOAT, [2, 256], 5), ['y2'], (l) => t.diagnostic(l));
+    assert.equal(r.nodes.quantized, 1);
+    assert.deepEqual(r.folded?.values.map((v) => v.from), ['W1_float'], 'only the quantized weight is folded');
+  });
+
+  it('w4 rewrites MatMul only: the Conv weight behind Cast stays float16', async (t) => {
+    const feeds = { ...feedOf('img', DataType.FLOAT, [1, 32, 8, 8], 6), ...feedOf('x', DataType.FLOAT, [2, 64], 7) };
+    const r = await quantizeFolded('conv-w4', castConvAndMatMul(), { scheme: 'w4' }, feeds, ['yc'], (l) => t.diagnostic(l));
+    assert.deepEqual(r.nodes.list.map((n) => n.node), ['mm']);
+    assert.deepEqual(r.folded?.values.map((v) => v.from), ['Wm_float']);
+  });
+});
+
+/** ids [1, 8] -> Gather(table [256, 64] of `dtype`) -> emb -> MatMul [64, 64] -> y (bf16: Cast to float32 first). */
+function embeddingModel(dtype: DataType.FLOAT16 | DataType.BFLOAT16): ModelProto {
+  const rand = mulberry32(23);
+  const b = new GraphBuilder('embedding');
+  b.input('ids', DataType.INT64, [1, 8]);
+  b.initializer('table', dtype, [256, 64], gaussian(rand, 256 * 64, 0.5));
+  b.node('Gather', ['table', 'ids'], ['emb'], undefined, { name: 'embed' });
+  // ORT's CPU has no bfloat16 MatMul: a bf16 model computes in float32 after the lookup.
+  const wtype = dtype === DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT;
+  if (dtype === DataType.BFLOAT16) b.node('Cast', ['emb'], ['emb_float'], { to: DataType.FLOAT });
+  b.initializer('W', wtype, [64, 64], gaussian(rand, 64 * 64, 0.12));
+  b.node('MatMul', [dtype === DataType.FLOAT16 ? 'emb' : 'emb_float', 'W'], ['y'], undefined, { name: 'proj' });
+  // onnxruntime-node hands no bfloat16 tensor back: only the fp16 model returns the lookup itself.
+  if (dtype === DataType.FLOAT16) b.output('emb', dtype);
+  b.output('y', wtype);
+  return modelFrom(b.graph, { opsets: { '': 17 } });
+}
+
+describe('float16 embedding tables', () => {
+  const ids = { ids: toOrtTensor({ dtype: DataType.INT64, dims: [1, 8], data: BigInt64Array.from([0n, 3n, 255n, 17n, 3n, 128n, 64n, 1n]) }) };
+
+  for (const scheme of ['w4', 'w4a8'] as const) {
+    it(`${scheme}: an fp16 Gather becomes GatherBlockQuantized with float16 scales, rows close to the table's in ORT`, async (t) => {
+      const original = embeddingModel(DataType.FLOAT16);
+      const model = new OnnxModel(original, undefined, 'fixture');
+      const params = resolveScheme(scheme);
+      const written = quantizeModel(model, params, params.activations ? { activationRanges: await minMaxRanges(model, ids) } : {});
+      const gather = written.report.nodes.find((n) => n.op === 'Gather');
+      assert.ok(gather, `the table is quantized (skipped: ${JSON.stringify(written.report.skipped)})`);
+      assert.equal(gather.format, 'gather-block');
+      const proto = written.model.proto;
+      const node = proto.graph!.node.find((n) => n.opType === 'GatherBlockQuantized');
+      assert.ok(node, 'a GatherBlockQuantized node');
+      assert.equal(proto.graph!.initializer.find((i) => i.name === node.input[2])?.dataType, DataType.FLOAT16, 'scales in the table type');
+      assert.ok(!proto.graph!.initializer.some((i) => i.name === 'table'), 'the float16 table is gone');
+      const [a, b] = [await run(original, ids), await run(proto, ids)];
+      for (const name of ['emb', 'y']) {
+        const c = cosine(a[name], b[name]);
+        assert.ok(c >= MIN_COSINE[scheme], `${name}: cosine ${c}`);
+        t.diagnostic(`${scheme} ${name}: cosine ${c.toFixed(5)}`);
+      }
+      assert.equal(outputType(proto), DataType.FLOAT16, 'the lookup still gives float16');
+      assert.ok(encodeModel(proto).length < encodeModel(original).length / 2);
+    });
+  }
+
+  it('a bfloat16 table is reported skipped (ORT has no bfloat16 GatherBlockQuantized) and the model still runs', async () => {
+    const original = embeddingModel(DataType.BFLOAT16);
+    const model = new OnnxModel(original, undefined, 'fixture');
+    const plan = planFromScheme(model, resolveScheme('w4'));
+    assert.deepEqual(plan.nodes.map((n) => n.target.label), ['proj']);
+    assert.equal(plan.skipped.length, 1);
+    assert.match(plan.skipped[0].reason, /bfloat16 table/);
+    const proto = quantizeModel(model, 'w4').model.proto;
+    assert.ok(proto.graph!.node.some((n) => n.opType === 'Gather'));
+    const [a, b] = [await run(original, ids), await run(proto, ids)];
+    assert.ok(cosine(a.y, b.y) >= MIN_COSINE.w4);
   });
 });
 

@@ -265,7 +265,7 @@ export async function collectStatistics(model: OnnxModel, set: CalibrationSet, o
         batches,
         samples,
         tokens,
-        totalSamples: set.sampleCount,
+        totalSamples: set.rowCount ?? set.sampleCount,
         totalTokens: set.tokenCount,
         seconds: (performance.now() - opened) / 1000,
       });

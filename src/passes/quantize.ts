@@ -9,6 +9,7 @@ import { describeFolding, foldConstants, readAt, type FoldReport } from '../onnx
 import { inferShapes, rankLookup } from '../onnx/shapes.js';
 import type { ValueFacts } from '../onnx/value-facts.js';
 import type { OnnxModel } from '../onnx/model.js';
+import type { NodeProto } from '../onnx/types.js';
 import { planFromScheme, plannedActivations, planRows, type PlanOrigin, type PlanRow, type QuantPlan } from '../quantization/plan.js';
 import { readPlanFile } from '../quantization/plan-file.js';
 import { ActivationSampler, sampleActivations } from '../calibration/activation-samples.js';
@@ -159,10 +160,23 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   if (params?.writer === 'fp16') return runFloat16(state, options, params, env);
   // Weights stored as Constant nodes or computed from constants (exporters' Transpose, Cast, Reshape... chains)
   // become initializers first, so that the planner finds them; nothing else is touched.
-  const folding = await foldConstants(state.model, { session: env.session, select: readAt(WEIGHT_INPUTS) });
+  const makePlan = (m: OnnxModel): QuantPlan => (params ? planFromScheme(m, params, options.select ?? {}) : readPlanFile(m, options.plan!));
+  let folding = await foldConstants(state.model, { session: env.session, select: readAt(WEIGHT_INPUTS) });
+  let plan = makePlan(folding.model);
+  // A folded weight no planned node reads (excluded, skipped, an op the scheme does not rewrite) would stay as the
+  // folded copy, which can be larger than its chain (an fp16 weight behind Cast(to float32) doubles): fold again,
+  // from the input model, only what the plan quantizes, and plan on that.
+  const planned = plannedWeightReads(plan);
+  if (folding.report.values.some((v) => !planned.values.has(v.name))) {
+    folding = await foldConstants(state.model, { session: env.session, select: (value, readers) => readers.some((n) => planned.reads(n, value)) });
+    // The first plan's reasons for skipping stand: they were found with every weight visible, where the second
+    // plan would only say that a weight left unfolded is not an initializer.
+    plan = { ...makePlan(folding.model), skipped: plan.skipped };
+  }
   const model = folding.model;
-  const plan: QuantPlan = params ? planFromScheme(model, params, options.select ?? {}) : readPlanFile(model, options.plan!);
   const who = params ? `scheme ${params.scheme}` : `plan ${options.plan}`;
+  // Before any calibration, and before complaints about options that only matter once something is quantized.
+  if (plan.nodes.length === 0) throw noNodeError(env.modelPath, who, params, plan.skipped);
   const needed = plannedActivations(plan);
   const notes: string[] = folding.model !== state.model ? [describeFolding(folding.report)] : [];
   const next: PassState = { ...state, notes: state.notes };
@@ -254,12 +268,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}), ...(valueFacts ? { valueFacts } : {}) });
   const writeSeconds = (performance.now() - t) / 1000;
   const r = written.report;
-  if (r.nodes.length === 0) {
-    const handled = params ? ` (it rewrites ${params.opTypes.join(', ')} with a constant float weight)` : '';
-    throw new QuantizationError(
-      `${env.modelPath}: no node to quantize with ${who}${handled}${r.skipped.length ? `; skipped: ${r.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : ''}`,
-    );
-  }
+  if (r.nodes.length === 0) throw noNodeError(env.modelPath, who, params, r.skipped);
   next.model = written.model;
   if (params) next.scheme = params;
   const counted = r.nodes.filter((n) => !n.sharedWeight);
@@ -289,6 +298,23 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
       timing: { calibrationSeconds, rangesSeconds, writeSeconds },
     },
   };
+}
+
+function noNodeError(modelPath: string, who: string, params: QuantParams | undefined, skipped: readonly SkippedNode[]): QuantizationError {
+  const handled = params ? ` (it rewrites ${params.opTypes.join(', ')} with a constant float weight)` : '';
+  return new QuantizationError(`${modelPath}: no node to quantize with ${who}${handled}${skipped.length ? `; skipped: ${skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : ''}`);
+}
+
+/**
+ * The weight inputs (WEIGHT_INPUTS positions) of the nodes a plan quantizes: their names, and a test of whether a
+ * node of another copy of the graph is one of them reading a value there. Folding leaves a node's outputs as they
+ * were, so its first output names it in the input model and in any folded copy.
+ */
+function plannedWeightReads(plan: QuantPlan): { values: Set<string>; reads: (node: NodeProto, value: string) => boolean } {
+  const positions = (n: NodeProto): readonly number[] => WEIGHT_INPUTS[n.opType as keyof typeof WEIGHT_INPUTS] ?? [];
+  const nodes = new Set(plan.nodes.map((p) => p.target.node.output[0]));
+  const values = new Set(plan.nodes.flatMap((p) => positions(p.target.node).map((k) => p.target.node.input[k]).filter((v): v is string => !!v)));
+  return { values, reads: (n, value) => nodes.has(n.output[0]) && positions(n).some((k) => n.input[k] === value) };
 }
 
 async function reopenStatsData(model: OnnxModel, source: string, options: CalibrationOptions, notes: string[]) {

@@ -6,10 +6,11 @@
 import { attrInt } from '../onnx/attributes.js';
 import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import type { OnnxModel } from '../onnx/model.js';
+import { dtypeName } from '../onnx/dtypes.js';
 import { DataType, type NodeProto } from '../onnx/types.js';
 import type { Granularity, QuantSpec } from './quantizers.js';
 import { QuantOptionError, type ActivationParams, type QuantParams, type SchemeName, type SchemeWriter, type WeightParams, type WriterName } from './schemes.js';
-import { isDefaultDomain, isSelected, selectTargets, type NodeSelection, type SkippedNode, type WeightTarget } from './select.js';
+import { isDefaultDomain, isFloatWeight, isSelected, selectTargets, type NodeSelection, type SkippedNode, type WeightTarget } from './select.js';
 
 export { isDefaultDomain };
 
@@ -180,6 +181,12 @@ export function gatherTarget(node: NodeProto, label: string, index: GraphIndex):
   return { node, label, op: 'Gather', weight: index.initializer(node.input[0]!)!, weightInput: 0, channelAxis: 0, reductionAxis: 1, activation: node.input[1]! };
 }
 
+/**
+ * Table types GatherBlockQuantized can replace: its output takes the scales' type, and ONNX Runtime 1.30's CPU
+ * kernel is registered for float32 and float16 scales only (a bfloat16 table stays a float Gather, reported skipped).
+ */
+const EMBEDDING_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16];
+
 /** Whether a Gather reads an embedding table GatherBlockQuantized can hold: 'ok', the reason not, or undefined (not a table lookup). */
 function inspectGather(
   node: NodeProto,
@@ -189,7 +196,7 @@ function inspectGather(
   tiedTables: ReadonlySet<string>,
 ): string | undefined | 'ok' {
   const t = index.initializer(node.input[0] ?? '');
-  if (!t || t.dataType !== DataType.FLOAT || t.dims.length !== 2) return undefined;
+  if (!t || t.dims.length !== 2 || !isFloatWeight(t)) return undefined;
   if (!embeddingWidths.has(t.dims[1]) && !tiedTables.has(t.name ?? '')) return undefined;
   return gatherVerdict(node, index, bits);
 }
@@ -197,7 +204,10 @@ function inspectGather(
 /** Why GatherBlockQuantized cannot replace this table Gather, or 'ok'. */
 export function gatherVerdict(node: NodeProto, index: GraphIndex, bits: number): string | 'ok' {
   const t = index.initializer(node.input[0] ?? '');
-  if (!t || t.dataType !== DataType.FLOAT || t.dims.length !== 2) return `data ('${node.input[0] ?? ''}') is not a 2-D float32 initializer`;
+  if (!t || t.dims.length !== 2 || !isFloatWeight(t)) return `data ('${node.input[0] ?? ''}') is not a 2-D float32 initializer or a float16 one`;
+  if (!EMBEDDING_TYPES.includes(t.dataType ?? 0)) {
+    return `a ${dtypeName(t.dataType)} table: ONNX Runtime's GatherBlockQuantized has float32 and float16 kernels only`;
+  }
   const axis = attrInt(node, 'axis', 0);
   if (axis !== 0 && axis !== -2) return `gathers along axis ${axis}; GatherBlockQuantized with uint8 data gathers rows (axis 0) only`;
   if ((t.dims[1] * bits) % 8 !== 0) return `rows of ${t.dims[1]} x ${bits}-bit codes are not a whole number of bytes`;

@@ -25,6 +25,11 @@ export interface CalibrationSet {
   readonly kind: 'text' | 'tokens' | 'tensors';
   /** Samples after selection. */
   readonly sampleCount: number;
+  /**
+   * Rows along axis 0 over one pass, as the statistics collector counts samples (axis 0 of the first input that
+   * has one, else 1 per batch), where that differs from sampleCount: tensor samples that hold a batch of rows.
+   */
+  readonly rowCount?: number;
   /** Tokens per pass over the set for language models (samples x sequence length); 0 for tensor sets. */
   readonly tokenCount: number;
   /**

@@ -30,12 +30,16 @@ export async function openTensorSet(dir: string, layout: TensorLayout, model: On
   if (source.sampleCount === 0) throw new CalibrationDataError(`${dir}: empty set (no samples)`);
   const selected = selectIndices(source.sampleCount, options.samples, options.seed ?? 0);
   const readChecked = (index: number) => checkedSample(source.readSample(index), inputs, dir, index);
-  for (const index of selected) readChecked(index);
+  let rows = 0;
+  for (const index of selected) rows += sampleRows(readChecked(index), inputs);
 
   return {
     source: dir,
     kind: 'tensors',
     sampleCount: selected.length,
+    // A sample may hold several rows along its batch axis (a conformance test_data_set of batch 2), which the
+    // collector counts one by one: without this its progress read "2/1 samples".
+    ...(rows !== selected.length ? { rowCount: rows } : {}),
     tokenCount: 0,
     async *batches(): AsyncGenerator<Feeds> {
       for (let start = 0; start < selected.length; start += batchSize) {
@@ -49,6 +53,15 @@ export async function openTensorSet(dir: string, layout: TensorLayout, model: On
       }
     },
   };
+}
+
+/** Rows a sample holds as the statistics collector counts them: the first axis of the first input with one, else 1. */
+function sampleRows(sample: ReadonlyMap<string, Tensor>, inputs: readonly ModelInput[]): number {
+  for (const input of inputs) {
+    const dims = sample.get(input.name)!.dims;
+    if (dims.length > 0) return dims[0];
+  }
+  return 1;
 }
 
 /** One sample as ORT tensors by input name, after checking it feeds each input exactly once and fits it. */
