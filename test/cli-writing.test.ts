@@ -209,6 +209,48 @@ describe('one run per output', () => {
   });
 });
 
+/** Runs `work` while a live process (sleep) holds the lock of `path`; returns that process's pid to `work`. */
+async function whileLocked(path: string, work: (pid: number) => Promise<void>): Promise<void> {
+  const alive = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const lock = lockFileFor(path);
+  try {
+    writeFileSync(lock, JSON.stringify({ pid: alive.pid, host: hostname(), command: 'sleep 60', started: new Date().toISOString() }));
+    await work(alive.pid!);
+  } finally {
+    alive.kill();
+    await exited(alive);
+    rmSync(lock, { force: true });
+  }
+}
+
+describe('outputs of run and of a recipe step are locked too', () => {
+  it('run: its --out folder is locked (by output_0.pb), and released when it ends', async () => {
+    const RELU = '/usr/share/libonnx-testdata/data/node/test_relu';
+    const out = join(dir, 'run-out');
+    mkdirSync(out);
+    const args = ['run', join(RELU, 'model.onnx'), '--inputs', join(RELU, 'test_data_set_0'), '--out', out, '--engine', 'ort'];
+    await whileLocked(join(out, 'output_0.pb'), async (pid) => {
+      assert.match(await failure(...args), new RegExp(`^cannot write ${join(out, 'output_0.pb')}: another run is writing it, pid ${pid} \\(sleep 60\\)`));
+      assert.deepEqual(readdirSync(out).filter((f) => !f.startsWith('.')), [], 'nothing written while another run holds it');
+    });
+    success(...args);
+    assert.deepEqual(readdirSync(out), ['output_0.pb'], 'the output, and no lock or temporary left');
+  });
+
+  it("compress: a calibrate step's save file is locked for the run, and released when it ends", async () => {
+    const stats = join(dir, 'recipe-save', 'stats.json');
+    mkdirSync(join(dir, 'recipe-save'));
+    const saving = recipe([{ pass: 'calibrate', data: 'prose', samples: 2, seqLen: 16, observe: 'minmax', save: stats }, { pass: 'quantize', scheme: 'w8a8' }]);
+    const out = join(dir, 'recipe-save', 'q.onnx');
+    await whileLocked(stats, async (pid) => {
+      assert.match(await failure('compress', TINY, '--recipe', saving, '--out', out), new RegExp(`cannot write ${stats}: another run is writing it, pid ${pid} \\(sleep 60\\)`));
+      assert.ok(!existsSync(out) && !existsSync(stats), 'neither the statistics nor the model was written');
+    });
+    success('compress', TINY, '--recipe', saving, '--out', out);
+    assert.deepEqual(readdirSync(join(dir, 'recipe-save')).sort(), ['q.onnx', 'stats.bin', 'stats.json'], 'both written; no lock or staging folder left');
+  });
+});
+
 describe('interrupted runs', () => {
   it('SIGINT during calibration removes the lock and the folders the run created', async () => {
     const out = join(dir, 'interrupted-cli', 'a', 'stats.json');

@@ -296,7 +296,7 @@ describe('quantize command report', () => {
 });
 
 describe('documentFromJson', () => {
-  it('tells eval and calibrate reports apart and refuses what it cannot render, in one line', () => {
+  it('tells eval and calibrate reports apart and refuses what it cannot render, in one line', async () => {
     const evalJson = {
       kind: 'language-model',
       data: 'prose/evaluation.jsonl',
@@ -312,6 +312,20 @@ describe('documentFromJson', () => {
     const line = { name: 't', op: 'MatMul', min: -1, max: 2, absMax: 2, p9999: 1.9, entropy: [-1, 1.5], kurtosis: 3, atLeastMagnitude: 0, beyondSigmas: [0, 1] };
     const calibrateJson = { model: 'm.onnx', data: { source: 's', kind: 'text' }, tensors: 1, samples: 1, tokens: 8, seconds: 1, largestRanges: [line], mostOutliers: [line] };
     assert.equal(documentFromJson(calibrateJson).kind, 'calibrate');
+
+    // A reference that reads the text differently (evaluate.ts: referenceScoring + comparisonSkipped): the page
+    // shows the reference's own scoring and why KL and top-1 are missing; a matching reference shows neither.
+    const reference = { ...evalJson.candidate, model: 'ref.onnx', perplexity: { ...evalJson.candidate.perplexity, perplexity: 1.2 } };
+    const skipped = "the reference reads the text differently (BOS 256 vs no BOS), so KL and top-1 agreement, which need the same tokens, are not computed; each model's perplexity is on its own reading";
+    const mismatched = documentFromJson({ ...evalJson, reference, referenceScoring: { ...evalJson.scoring, tokens: 11, windows: 4 }, comparisonSkipped: skipped }).document;
+    const refScoring = mismatched.sections.find((x) => x.title === 'Scoring of the reference ref.onnx') as Extract<Section, { kind: 'facts' }>;
+    assert.deepEqual(refScoring.facts.find((f) => f[0] === 'tokens scored'), ['tokens scored', 11]);
+    const against = mismatched.sections.find((x) => x.title === 'Against the reference') as Extract<Section, { kind: 'text' }>;
+    assert.deepEqual(against.paragraphs, [`No comparison: ${skipped}.`]);
+    assert.ok((await renderReport(mismatched)).includes('BOS 256 vs no BOS'));
+    const matched = documentFromJson({ ...evalJson, reference, comparison: { kl: { mean: 0.01, p95: 0.02, max: 0.1 }, top1Agreement: 0.9 } }).document;
+    assert.deepEqual(matched.sections.filter((x) => x.title?.startsWith('Scoring')).map((x) => x.title), ['Scoring']);
+    assert.equal(matched.sections.find((x) => x.title === 'Against the reference')?.kind, 'facts');
 
     assert.throws(() => documentFromJson({ format: 'onnx-compress.activation-statistics' }, 'stats.json'), (e: Error) => e instanceof ReportInputError && /stats\.json: not a report this tool renders \(format 'onnx-compress\.activation-statistics'\); it renders the JSON of compare-calib, quantize, eval, calibrate/.test(e.message));
     assert.throws(() => documentFromJson([1, 2], 'a.json'), /a\.json: not a report \(expected a JSON object\)/);

@@ -26,7 +26,8 @@ import type { ReportMeta } from '../report/types.js';
 import { collectStatistics, type ActivationStatistics, type CollectProgress } from './collect.js';
 import { openCalibrationSet, type CalibrationOptions } from './data/index.js';
 import { requiredInputs } from './data/model-inputs.js';
-import { resolveSetPath, SHIPPED_SETS } from './shipped-sets.js';
+import { missingSetError } from './missing-set.js';
+import { resolveSetPath } from './shipped-sets.js';
 
 export const COMPARE_KIND = 'compare-calib';
 export const COMPARE_VERSION = 1;
@@ -181,7 +182,7 @@ export interface CompareCalibReport {
 /** A calibration set as typed: an existing file or folder, or the name of a shipped set (its folder). */
 export function resolveCalibrationSet(spec: string): NamedSource {
   const path = resolveSetPath(spec);
-  if (!existsSync(path)) throw new ModelError(`${spec}: no such file, folder or shipped set (shipped: ${SHIPPED_SETS.join(', ')})`);
+  if (!existsSync(path)) throw missingSetError(spec);
   return { name: path === spec ? setName(spec) : spec, path };
 }
 

@@ -8,11 +8,11 @@ import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
 import { OptionError } from '../errors.js';
 import { calibratePass, type CalibratePassOptions } from '../passes/calibrate.js';
 import { runPass } from '../passes/runner.js';
+import { checkWritable } from '../util/atomic.js';
 import { positiveWholeNumber, wholeNumber } from './options.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
-import { writingTo } from './writing.js';
 
 interface CalibrateFlags {
   data: string;
@@ -80,7 +80,8 @@ export function registerCalibrate(program: Command): void {
       };
       let report: CalibrationReport;
       try {
-        report = await writingTo([flags.out], () => runPass(modelPath, calibratePass, options));
+        checkWritable(flags.out); // before the model loads; the pass locks its save file for the run
+        report = await runPass(modelPath, calibratePass, options);
         progress?.finish();
       } catch (e) {
         progress?.abandon();

@@ -52,7 +52,7 @@ interface QuantizeFlags {
 export function registerQuantize(program: Command): void {
   program
     .command('quantize')
-    .description('quantize a model (static QDQ, dynamic int8, MatMulNBits 4-bit), verify it in ONNX Runtime and report the change')
+    .description('quantize a model (static QDQ, dynamic int8, MatMulNBits 4-bit, float16), verify it in ONNX Runtime and report the change')
     .argument('<model>', '.onnx file')
     .option('--scheme <name>', `quantization scheme: ${SCHEME_NAMES.join(', ')}`)
     .option('--plan <file>', 'a plan file choosing each node\'s format, bits and granularity (docs/plans.md), instead of --scheme')
@@ -89,9 +89,11 @@ export function registerQuantize(program: Command): void {
         describeSchemes()
           .map((s) => `  ${s.name.padEnd(7)} ${s.summary}`)
           .join('\n') +
-        '\n\nStatic schemes (w8a8) need --calib or --stats; weight-only schemes use --calib (when given) for verification only.\n' +
-        'The written model is saved under a temporary name, loaded in ONNX Runtime and run on a sample batch (from the\n' +
-        'calibration set, or generated), compared with the original; only a model that passes is renamed to OUT.\n' +
+        '\n\nStatic schemes (w8a8) need --calib or --stats; weight-only schemes and fp16 use --calib (when given) for verification only.\n' +
+        'The written model is saved under a temporary name, loaded in ONNX Runtime and run on a sample batch (the set\'s\n' +
+        'held-out evaluation split where the set folder has one, else the calibration set, else generated), compared with\n' +
+        'the original; only a model that passes the quality gate (--min-cosine, --min-top1) is renamed to OUT, else it\n' +
+        'exits with status 3 and writes nothing (docs/quality-gate.md).\n' +
         examplesText([
           `quantize ${SAMPLE_LLAMA} --scheme w4 --out ${EXAMPLES_DIR}/tiny-q4.onnx`,
           `quantize ${SAMPLE_LLAMA} --scheme w8a8 --calib calibration-sets/prose --samples 64 --seq-len 128 --clip percentile --percentile 99.99 --out ${EXAMPLES_DIR}/tiny-w8a8.onnx`,

@@ -3,7 +3,7 @@
 // the same way, with ONNX Runtime or the TensorFlow.js executor; --compare runs both and reports how far apart
 // their outputs are.
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from 'onnxruntime-node';
 import { OnnxCompressError, OptionError } from '../errors.js';
@@ -16,7 +16,8 @@ import { Session } from '../runtime/session.js';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../runtime/tf/backend.js';
 import { TfModel } from '../runtime/tf/interpreter.js';
 import { CONFORMANCE, EXAMPLES_DIR, examplesText } from './examples.js';
-import { checkWritable, writeError } from '../util/atomic.js';
+import { AtomicFiles, writeError } from '../util/atomic.js';
+import { writingTo } from './writing.js';
 import { emit, table } from './output.js';
 
 /** The conformance-suite model (with test data) the examples run. */
@@ -99,25 +100,30 @@ function maxAbsDiff(a: DecodedTensor, b: DecodedTensor, name: string): number {
   return worst;
 }
 
+/** output_<i>.pb files, renamed into place together once all are written (the folder is made by the claim). */
 function writeOutputs(dir: string, model: OnnxModel, outputs: Record<string, DecodedTensor>): OutputSummary[] {
+  const files = new AtomicFiles();
   try {
-    mkdirSync(dir, { recursive: true });
+    const written = model.graph.output.map((v, i) => {
+      const name = v.name ?? '';
+      const t = outputs[name];
+      if (!t) throw new OnnxCompressError('runtime', `output '${name}' was not produced`);
+      const file = join(dir, `output_${i}.pb`);
+      const bytes = encodeTensor(makeTensor(name, t.dtype, t.dims, t.data));
+      const fd = files.open(file);
+      try {
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+      } catch (e) {
+        throw writeError(file, e);
+      }
+      return { name, dtype: dtypeName(t.dtype), shape: t.dims, file };
+    });
+    files.commit();
+    return written;
   } catch (e) {
-    throw writeError(dir, e);
+    files.abort();
+    throw e;
   }
-  return model.graph.output.map((v, i) => {
-    const name = v.name ?? '';
-    const t = outputs[name];
-    if (!t) throw new OnnxCompressError('runtime', `output '${name}' was not produced`);
-    const file = join(dir, `output_${i}.pb`);
-    const bytes = encodeTensor(makeTensor(name, t.dtype, t.dims, t.data));
-    try {
-      writeFileSync(file, bytes);
-    } catch (e) {
-      throw writeError(file, e);
-    }
-    return { name, dtype: dtypeName(t.dtype), shape: t.dims, file };
-  });
 }
 
 function choice<T extends string>(value: string, allowed: readonly T[], flag: string): T {
@@ -128,7 +134,11 @@ function choice<T extends string>(value: string, allowed: readonly T[], flag: st
 async function run(path: string, opts: RunOptions): Promise<RunReport> {
   const engine = choice(opts.engine, ENGINES, '--engine');
   const backendChoice = choice<BackendChoice>(opts.backend, BACKEND_CHOICES, '--backend');
-  checkWritable(join(opts.out, 'output_0.pb')); // before the engines load and run, not after
+  // output_0.pb stands for the folder: checked writable and locked before the engines load and run, not after.
+  return writingTo([join(opts.out, 'output_0.pb')], () => runClaimed(path, opts, engine, backendChoice));
+}
+
+async function runClaimed(path: string, opts: RunOptions, engine: Engine, backendChoice: BackendChoice): Promise<RunReport> {
   const model = loadModel(path);
   const useTf = engine === 'tf' || opts.compare;
   const backend = useTf ? await selectBackend(backendChoice) : undefined;

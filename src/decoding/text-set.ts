@@ -4,7 +4,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonlDocuments } from '../calibration/data/jsonl.js';
-import { resolveSetPath, SHIPPED_SETS } from '../calibration/shipped-sets.js';
+import { missingSetError } from '../calibration/missing-set.js';
+import { resolveSetPath } from '../calibration/shipped-sets.js';
 import { CalibrationDataError } from '../calibration/data/errors.js';
 import type { TextCodec } from './text-codec.js';
 
@@ -20,7 +21,7 @@ export function resolveTextSet(spec: string): string {
     if (existsSync(file)) return file;
     throw new CalibrationDataError(`${spec}: folder has no evaluation.jsonl`);
   }
-  throw new CalibrationDataError(`${spec}: no such file, folder or shipped set (shipped: ${SHIPPED_SETS.join(', ')})`);
+  throw missingSetError(spec);
 }
 
 export interface ScoringDocument {

@@ -7,7 +7,7 @@ import { OptionError, OutputError } from '../errors.js';
 import { encodeModel, PROTOBUF_LIMIT_BYTES } from './codec.js';
 import { externalRef, isExternal, ModelError, type OnnxModel, readFully } from './model.js';
 import { DataLocation, type GraphProto, type TensorProto } from './types.js';
-import { AtomicFiles } from '../util/atomic.js';
+import { AtomicFiles, writeError } from '../util/atomic.js';
 
 export interface SaveOptions {
   /**
@@ -71,7 +71,7 @@ function writeAll(fd: number, data: Uint8Array, position: number, target: string
   try {
     for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done);
   } catch (e) {
-    throw new OutputError(`${target}: cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw writeError(target, e);
   }
 }
 

@@ -3,15 +3,14 @@
 // as a statistics file. Its report is the calibrate command's (calibration/summary.ts).
 import { collectStatistics, OBSERVE_MODES, type CollectProgress, type ObserveMode } from '../calibration/collect.js';
 import { openCalibrationSet, openHeldOutSet, type CalibrationOptions } from '../calibration/data/index.js';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { binaryPathFor, writeStatsFile, type WrittenStats } from '../calibration/stats-file.js';
 import { calibrationReport, type CalibrationReport } from '../calibration/summary.js';
 import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
 import { OptionError } from '../errors.js';
 import { checkWritable } from '../util/atomic.js';
+import { claimOutput } from '../util/output-lock.js';
 import { StepOptions } from './options.js';
-import type { Pass } from './types.js';
+import type { Pass, PassEnv, PassOutcome, PassState } from './types.js';
 
 export interface CalibratePassOptions {
   data: string;
@@ -66,29 +65,42 @@ export const calibratePass: Pass<CalibratePassOptions, CalibrationReport> = {
     if (options.save !== undefined && state.model !== env.original) {
       throw new OptionError(`save ${options.save}: a statistics file describes the input model file, and an earlier pass changed the model`);
     }
-    const set = await openCalibrationSet(options.data, state.model, options.calibration);
-    const statistics = await collectStatistics(state.model, set, {
-      targets: { set: options.targets, ...(options.include ? { include: options.include } : {}) },
-      observe: options.observe,
-      ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      session: env.session,
-      ...(options.onProgress ? { onProgress: options.onProgress } : env.onProgress ? { onProgress: (p) => env.onProgress!('calibration', p.samples, p.totalSamples) } : {}),
-    });
-    let written: WrittenStats | undefined;
-    if (options.save !== undefined) {
-      mkdirSync(dirname(resolve(options.save)), { recursive: true }); // checked writable before the run (precheck)
-      written = writeStatsFile(options.save, statistics, { modelPath: env.modelPath, calibration: options.calibration });
+    // The statistics file is an output of the run like --out: claimed (folders made, locked) from here until the
+    // pass ends, as the runner claims --out, so a second run saving to the same file fails before it calibrates.
+    const claim = options.save !== undefined ? claimOutput(options.save) : undefined;
+    let saved = false;
+    try {
+      const outcome = await calibrate(state, options, env);
+      saved = true;
+      return outcome;
+    } finally {
+      claim?.release(saved);
     }
-    const summary = {
-      from: 'data' as const,
-      path: options.data,
-      data: statistics.data,
-      samples: statistics.samples,
-      tokens: statistics.tokens,
-      batches: statistics.batches,
-      seconds: statistics.seconds,
-      options: { ...options.calibration },
-    };
-    return { state: { ...state, statistics: { statistics, summary }, calibrationSet: set, verificationSet: (await openHeldOutSet(options.data, state.model, options.calibration)) ?? set }, report: calibrationReport(statistics, written) };
   },
 };
+
+async function calibrate(state: PassState, options: CalibratePassOptions, env: PassEnv): Promise<PassOutcome<CalibrationReport>> {
+  const set = await openCalibrationSet(options.data, state.model, options.calibration);
+  const statistics = await collectStatistics(state.model, set, {
+    targets: { set: options.targets, ...(options.include ? { include: options.include } : {}) },
+    observe: options.observe,
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    session: env.session,
+    ...(options.onProgress ? { onProgress: options.onProgress } : env.onProgress ? { onProgress: (p) => env.onProgress!('calibration', p.samples, p.totalSamples) } : {}),
+  });
+  let written: WrittenStats | undefined;
+  if (options.save !== undefined) {
+    written = writeStatsFile(options.save, statistics, { modelPath: env.modelPath, calibration: options.calibration });
+  }
+  const summary = {
+    from: 'data' as const,
+    path: options.data,
+    data: statistics.data,
+    samples: statistics.samples,
+    tokens: statistics.tokens,
+    batches: statistics.batches,
+    seconds: statistics.seconds,
+    options: { ...options.calibration },
+  };
+  return { state: { ...state, statistics: { statistics, summary }, calibrationSet: set, verificationSet: (await openHeldOutSet(options.data, state.model, options.calibration)) ?? set }, report: calibrationReport(statistics, written) };
+}

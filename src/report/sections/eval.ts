@@ -19,19 +19,13 @@ export function evalSections(r: EvalReport): Section[] {
   const models = r.reference ? [r.candidate, r.reference] : [r.candidate];
   const names = models.map((m, i) => (i === 0 ? m.model : `reference ${m.model}`));
   const sections: Section[] = [];
-  if (r.scoring) {
-    const s = r.scoring;
+  if (r.scoring) sections.push(scoringSection('Scoring', r.data, r.scoring));
+  // A reference that reads the text differently was scored on its own token stream: its perplexity is not
+  // comparable token by token, and the page must say so rather than leave a silent gap where KL would be.
+  if (r.referenceScoring && r.reference) {
     sections.push({
-      kind: 'facts',
-      title: 'Scoring',
-      facts: [
-        ['data', r.data],
-        ['tokenizer', s.tokenizer],
-        ['documents', s.documents],
-        ['tokens scored', s.tokens],
-        ['UTF-8 bytes scored', s.bytes],
-        ['windows', `${formatCount(s.windows)} (window ${s.window}, stride ${s.stride})`],
-      ],
+      ...scoringSection(`Scoring of the reference ${r.reference.model}`, r.data, r.referenceScoring),
+      caption: 'The reference reads the text differently from the model, so it was scored on its own reading of the same data.',
     });
   }
   // One row per figure, so each row has its own format: sizes in KiB/MiB, counts exact.
@@ -72,6 +66,9 @@ export function evalSections(r: EvalReport): Section[] {
       ],
     });
   }
+  if (r.comparisonSkipped) {
+    sections.push({ kind: 'text', title: 'Against the reference', paragraphs: [`No comparison: ${r.comparisonSkipped.replace(/\.$/, '')}.`] });
+  }
   if (r.agreement) {
     sections.push({
       kind: 'bar',
@@ -88,4 +85,19 @@ export function evalSections(r: EvalReport): Section[] {
     });
   }
   return sections;
+}
+
+function scoringSection(title: string, data: string, s: NonNullable<EvalReport['scoring']>): Section {
+  return {
+    kind: 'facts',
+    title,
+    facts: [
+      ['data', data],
+      ['tokenizer', s.tokenizer],
+      ['documents', s.documents],
+      ['tokens scored', s.tokens],
+      ['UTF-8 bytes scored', s.bytes],
+      ['windows', `${formatCount(s.windows)} (window ${s.window}, stride ${s.stride})`],
+    ],
+  };
 }
