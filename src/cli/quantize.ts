@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import type { CalibrationOptions } from '../calibration/data/index.js';
 import { quantizePass, type QuantizePassOptions, type QuantizationRunReport } from '../quantization/pipeline.js';
+import { QUANT_METHODS, type QuantMethod } from '../passes/quantize.js';
 import { clipChoice, CLIP_SETTINGS, DEFAULT_PERCENTILE, isClipSetting, type ClipChoice } from '../quantization/ranges.js';
 import { describeSchemes, QuantizationError, resolveScheme, SCHEME_NAMES, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection } from '../quantization/select.js';
@@ -47,6 +48,7 @@ interface QuantizeFlags {
   minTop1?: string;
   gate: boolean;
   json?: boolean;
+  method?: string;
 }
 
 export function registerQuantize(program: Command): void {
@@ -62,6 +64,7 @@ export function registerQuantize(program: Command): void {
     .option('--stats <file>', 'activation statistics written by `onnx-compress calibrate` for this same model file')
     .option('--clip <method>', `static schemes: activation range clipping, ${CLIP_SETTINGS.join(' | ')} (auto, the default: per tensor, the range that least changes the output of the node reading it)`)
     .option('--percentile <p>', `with --clip percentile: percentile of |x| used as the range (default ${DEFAULT_PERCENTILE}; e.g. 99.9, 99.99, 99.999)`)
+    .option('--method <solver>', 'weight solver: rtn (round to nearest, default) or gptq (second-order, layer by layer from the calibration inputs; needs --calib)')
     .option('--bits <n>', "weight bits (default: the scheme's)")
     .option('--block-size <n>', 'weights in blocks of n along the reduction axis (a power of two from 16 to 256; w4 default 32)')
     .option('--asymmetric', 'asymmetric weights (with zero points) instead of symmetric')
@@ -106,6 +109,9 @@ export function registerQuantize(program: Command): void {
       const schemeOptions = flags.scheme === undefined ? refuseSchemeFlags(flags) : parseSchemeOptions(flags as QuantizeFlags & { scheme: string });
       const calibration = parseCalibration(flags);
       const clip = parseClip(flags);
+      const method = flags.method ?? 'rtn';
+      if (!(QUANT_METHODS as readonly string[]).includes(method)) throw new OptionError(`--method must be one of ${QUANT_METHODS.join(', ')}, got '${method}'`);
+      if (method === 'gptq' && flags.calib === undefined) throw new OptionError('--method gptq needs --calib SET: its Hessians come from the calibration inputs');
       const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
       let progress: Progress | undefined;
       const options: QuantizePassOptions = {
@@ -114,6 +120,7 @@ export function registerQuantize(program: Command): void {
         ...(flags.calib !== undefined ? { calibration: { data: flags.calib, options: calibration } } : {}),
         ...(flags.stats !== undefined ? { stats: flags.stats } : {}),
         ...(clip ? { clip } : {}),
+        ...(method !== 'rtn' ? { method: method as QuantMethod } : {}),
         select: parseSelection(flags),
         session: threads === undefined ? {} : { intraOpThreads: threads },
         verify: {
@@ -282,6 +289,15 @@ export function formatQuantize(r: QuantizationRunReport): string {
     `  ${r.nodes.quantized} nodes quantized, ${r.nodes.skipped} skipped; weights ${formatBytes(r.weights.bytesBefore)} -> ${formatBytes(r.weights.bytesAfter)} (${ratio(r.weights.ratio)}); ` +
       `file ${formatBytes(r.files.bytesBefore)} -> ${formatBytes(r.files.bytesAfter)} (${ratio(r.files.ratio)})${r.output.externalData ? `, external data ${r.output.externalData.path}` : ''}`,
   ];
+  const layers = r.plan.layers?.filter((l) => l.solver === 'gptq') ?? [];
+  if (layers.length) {
+    const sum = (f: (l: (typeof layers)[number]) => number): number => layers.reduce((a, l) => a + f(l), 0);
+    const fallback = (r.plan.layers?.length ?? 0) - layers.length;
+    out.push(
+      `  GPTQ on ${layers.length} weights${fallback ? ` (${fallback} rounded to nearest)` : ''} in ${seconds(sum((l) => l.seconds ?? 0))}: layer error (tr((W-Q)H(W-Q)ᵀ)/rows) ${sum((l) => l.errorGptq ?? 0).toExponential(3)} vs RTN ${sum((l) => l.errorRtn ?? 0).toExponential(3)} summed; ` +
+        `damping ${Math.min(...layers.map((l) => l.percdamp!))}-${Math.max(...layers.map((l) => l.percdamp!))} of the mean diagonal`,
+    );
+  }
   if (r.sqnrDb) out.push(`  weight SQNR: min ${r.sqnrDb.min.toFixed(1)} dB, median ${r.sqnrDb.median.toFixed(1)} dB, mean ${r.sqnrDb.mean.toFixed(1)} dB`);
   if (r.calibration) {
     const c = r.calibration;

@@ -13,7 +13,7 @@ import type { NodeProto } from '../onnx/types.js';
 import { planFromScheme, plannedActivations, planRows, type PlanOrigin, type PlanRow, type QuantPlan } from '../quantization/plan.js';
 import { readPlanFile } from '../quantization/plan-file.js';
 import { ActivationSampler, sampleActivations } from '../calibration/activation-samples.js';
-import { autoActivationRanges, autoClipBlocker, autoSampleRequests, type AutoChoice, type AutoRangeSet } from '../quantization/clip-auto.js';
+import { autoActivationRanges, autoClipBlocker, autoSampleRequests, sampleUnitOf, type AutoChoice, type AutoRangeSet } from '../quantization/clip-auto.js';
 import {
   activationRanges,
   checkClipOptions,
@@ -29,7 +29,10 @@ import {
 } from '../quantization/ranges.js';
 import { QuantizationError, QuantOptionError, resolveScheme, type QuantParams, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection, SkippedNode } from '../quantization/select.js';
-import { roundToNearest } from '../quantization/solvers.js';
+import { roundToNearest, type WeightSolver } from '../quantization/solvers.js';
+import { HessianAccumulator } from '../calibration/hessian.js';
+import { DEFAULT_PERCDAMP, gptqSolver, type GptqLayerRecord, type GptqSolver } from '../quantization/gptq.js';
+import type { CalibrationSet } from '../calibration/data/index.js';
 import { refuseQuantized, type NodeReport, type OpsetChange } from '../quantization/writers/common.js';
 import { rewriteModel } from '../quantization/writers/index.js';
 import { StepOptions } from './options.js';
@@ -50,11 +53,17 @@ export interface QuantizeOptions extends SchemeOptions {
   calibration?: { data: string; options?: CalibrationOptions };
   /** Or read them from a file `calibrate` wrote for the same model file. */
   stats?: string;
+  /** Weight solver: 'rtn' (round to nearest, the default) or 'gptq' (needs a calibration set). */
+  method?: QuantMethod;
 }
+
+export const QUANT_METHODS = ['rtn', 'gptq'] as const;
+export type QuantMethod = (typeof QUANT_METHODS)[number];
 
 export interface QuantizeReport {
   scheme: { name: QuantParams['scheme'] | 'plan'; writer: QuantParams['writer'] | 'mixed'; params?: QuantParams };
-  plan: { origin: PlanOrigin; solver: string; rows: PlanRow[] };
+  /** With GPTQ, per weight: the damping used and the layer's output error proxy for RTN and GPTQ (`layers`). */
+  plan: { origin: PlanOrigin; solver: string; rows: PlanRow[]; layers?: GptqLayerRecord[] };
   calibration: CalibrationSummary | null;
   /** Static schemes: how ranges were clipped and the range of every activation that was quantized. */
   activations: { method: ClipSetting; percentile?: number; ranges: RangeEntry[]; skipped: { tensor: string; reason: string }[]; choices?: AutoChoice[] } | null;
@@ -114,6 +123,7 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
       };
     }
     if (stats !== undefined) options.stats = stats;
+    if (o.has('method')) options.method = o.oneOf('method', QUANT_METHODS);
     o.done();
     try {
       checkQuantizeOptions(options);
@@ -142,6 +152,7 @@ export function checkQuantizeOptions(options: QuantizeOptions): QuantParams | un
     return undefined;
   }
   const params = resolveScheme(options.scheme!, pickSchemeOptions(options));
+  if (options.method === 'gptq' && params.writer === 'fp16') throw new QuantOptionError(`--method gptq: scheme ${params.scheme} converts to float16 and has no integer weights to solve`);
   if (options.clip && !params.activations) {
     throw new QuantOptionError(`--clip: scheme ${params.scheme} quantizes weights only; clipping applies to activation ranges (w8a8)`);
   }
@@ -228,7 +239,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
         ...(options.calibration.options ? { options: { ...options.calibration.options } } : {}),
       };
       next.statistics = { statistics, summary };
-    } else {
+    } else if (options.method !== 'gptq') {
       notes.push(`${who} quantizes weights only: the calibration set is used for verification only`);
     }
   } else if (state.statistics) {
@@ -241,8 +252,15 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     );
   }
 
-  const solver = roundToNearest;
+  let solver: WeightSolver = roundToNearest;
   let t = performance.now();
+  if (options.method === 'gptq') {
+    const gptqSet = next.calibrationSet ?? state.calibrationSet;
+    if (!gptqSet) throw new QuantOptionError(`${env.modelPath}: --method gptq needs a calibration set for its Hessians: give --calib SET`);
+    solver = await gptqFromSet(model, plan, gptqSet, env, notes);
+    calibrationSeconds += (performance.now() - t) / 1000;
+    t = performance.now();
+  }
   let ranges: ActivationRangeSet | AutoRangeSet | undefined;
   const set = next.calibrationSet ?? state.calibrationSet;
   if (needed.length && statistics && !options.clip && clip.method === 'auto') {
@@ -256,7 +274,8 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     if (clip.method === 'auto') {
       if (!sampler && !set) throw new QuantOptionError(`${env.modelPath}: --clip auto runs each quantized node on calibration samples, but the calibration set of the statistics cannot be opened`);
       const samples = sampler ? sampler.samples() : await sampleActivations(model, set!, autoSampleRequests(plan), { session: env.session });
-      ranges = await autoActivationRanges(model, plan, statistics, samples, { solver, session: env.session });
+      // Candidates are judged with round-to-nearest weights: GPTQ's codes depend on H only, not on the ranges.
+      ranges = await autoActivationRanges(model, plan, statistics, samples, { solver: roundToNearest, session: env.session });
     } else {
       ranges = activationRanges(statistics, clip, needed);
     }
@@ -268,6 +287,11 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}), ...(valueFacts ? { valueFacts } : {}) });
   const writeSeconds = (performance.now() - t) / 1000;
   const r = written.report;
+  if ('records' in solver) {
+    for (const l of (solver as GptqSolver).records) {
+      if (l.percdamp !== undefined && l.percdamp > DEFAULT_PERCDAMP) notes.push(`GPTQ: node ${l.node}: Hessian not positive definite at ${DEFAULT_PERCDAMP} damping; damped by ${l.percdamp} of its mean diagonal`);
+    }
+  }
   if (r.nodes.length === 0) throw noNodeError(env.modelPath, who, params, r.skipped);
   next.model = written.model;
   if (params) next.scheme = params;
@@ -277,7 +301,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     state: next,
     report: {
       scheme: { name: r.scheme, writer: r.writer, ...(params ? { params } : {}) },
-      plan: { origin: plan.origin, solver: solver.name, rows: planRows(plan) },
+      plan: { origin: plan.origin, solver: solver.name, rows: planRows(plan), ...('records' in solver ? { layers: (solver as GptqSolver).records } : {}) },
       calibration: summary,
       activations: ranges
         ? {
@@ -298,6 +322,31 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
       timing: { calibrationSeconds, rangesSeconds, writeSeconds },
     },
   };
+}
+
+/**
+ * The GPTQ solver for a plan: XᵀX of every input a planned MatMul/Gemm reads, from one run over the calibration
+ * set, with notes for Hessians that are rank-deficient (fewer tokens than inputs: damping decides the rest).
+ */
+async function gptqFromSet(model: OnnxModel, plan: QuantPlan, set: CalibrationSet, env: PassEnv, notes: string[]): Promise<GptqSolver> {
+  const requests = plan.nodes
+    .filter((p) => p.target.op === 'MatMul' || p.target.op === 'Gemm')
+    .map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) === 'columns' ? ('columns' as const) : ('rows' as const) }));
+  const acc = new HessianAccumulator(requests);
+  if (acc.targets.length) {
+    await collectStatistics(model, set, {
+      observe: 'none',
+      accumulators: [acc],
+      session: env.session,
+      onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
+    });
+  }
+  acc.finish();
+  for (const tensor of acc.targets) {
+    const h = acc.get(tensor) ?? acc.get(tensor, 'columns');
+    if (h && h.rows < h.k) notes.push(`GPTQ: input ${tensor} has ${h.rows} calibration tokens for ${h.k} inputs: its Hessian is rank-deficient and damping fills the rest; give more --samples`);
+  }
+  return gptqSolver((a) => acc.get(a) ?? acc.get(a, 'columns'));
 }
 
 function noNodeError(modelPath: string, who: string, params: QuantParams | undefined, skipped: readonly SkippedNode[]): QuantizationError {

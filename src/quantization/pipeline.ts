@@ -5,7 +5,7 @@
 // `quantize --json` show.
 import type { CalibrationOptions } from '../calibration/data/index.js';
 import type { OnnxModel } from '../onnx/model.js';
-import { quantizePass as quantizeStep, type QuantizeOptions, type QuantizeReport } from '../passes/quantize.js';
+import { quantizePass as quantizeStep, type QuantizeOptions, type QuantizeReport, type QuantMethod } from '../passes/quantize.js';
 import { runSteps, type FileFacts } from '../passes/runner.js';
 import type { CalibrationSummary, SessionChoice } from '../passes/types.js';
 import { verifyPass } from '../passes/verify.js';
@@ -29,6 +29,8 @@ export interface QuantizePassOptions extends SchemeOptions {
   stats?: string;
   /** Static schemes: how activation ranges are clipped (a fixed method, or 'auto': chosen per tensor); default auto. */
   clip?: ClipChoice;
+  /** Weight solver: 'rtn' (default) or 'gptq' (needs `calibration`). */
+  method?: QuantMethod;
   select?: NodeSelection;
   /** ONNX Runtime threads and execution provider for calibration and verification. */
   session?: SessionChoice;
@@ -74,13 +76,14 @@ export interface QuantizationRunReport {
  * it into place. Throws a one-line error on bad input; nothing is written unless verification passed.
  */
 export async function quantizePass(modelPath: string, scheme: string | { plan: string }, options: QuantizePassOptions): Promise<QuantizationRunReport> {
-  const { out, calibration, stats, clip, select, session = {}, verify = {}, onProgress, transform, ...schemeOptions } = options;
+  const { out, calibration, stats, clip, method, select, session = {}, verify = {}, onProgress, transform, ...schemeOptions } = options;
   const quantizeOptions: QuantizeOptions = {
     ...(typeof scheme === 'string' ? { scheme } : { plan: scheme.plan }),
     ...schemeOptions,
     ...(calibration ? { calibration } : {}),
     ...(stats !== undefined ? { stats } : {}),
     ...(clip ? { clip } : {}),
+    ...(method ? { method } : {}),
     ...(select ? { select } : {}),
   };
   const { batches, ...thresholds } = verify;

@@ -15,6 +15,8 @@ export interface SolveRequest {
   /** Axis the op sums over (K) and axis of output channels, in `dims`. */
   reductionAxis: number;
   channelAxis: number;
+  /** The activation the weight multiplies (what layer-wise solvers key their calibration data by). */
+  activation?: string;
 }
 
 export interface WeightSolver {

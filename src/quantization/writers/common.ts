@@ -207,6 +207,7 @@ export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
     spec: weightSpec(p),
     reductionAxis: t.reductionAxis,
     channelAxis: t.channelAxis,
+    activation: t.activation,
   });
   const q = storedScales(solved, x, floatTypeOf(t));
   return { x, q, sqnrDb: sqnrDb(x, dequantize(q)) };

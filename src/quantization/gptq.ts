@@ -1,0 +1,463 @@
+// GPTQ (Frantar, Ashkboos, Hoefler, Alistarh 2022, "GPTQ: Accurate Post-Training Quantization for Generative
+// Pre-trained Transformers") for one 2-D weight, as pure functions: given H = XᵀX of the layer's input (K x K,
+// K the reduction width), the columns along K are quantized one at a time and each column's rounding error is
+// spread over the columns not yet quantized through the upper Cholesky factor of H⁻¹, which minimises
+// tr((W - Q) H (W - Q)ᵀ) greedily. Follows the reference code (gptq.py): damping by a fraction of the mean
+// diagonal, dead inputs (zero diagonal) zeroed, optional activation order, lazy updates in blocks of 128 columns.
+//
+// The grid is exactly the planned format's (quantizers.ts's spec and arithmetic), so the result is a `Quantized`
+// the rewriters store as they are: per tensor and per channel, scales come from the weight before any update (as
+// the reference's find_params(W)); per block, a block's scales come from its columns as updated when GPTQ reaches
+// it (the reference's groupsize). With activation order the blocks of the stored format are runs of consecutive
+// *original* columns that GPTQ visits out of order, so their scales are fixed from the weight before any update
+// (the reference's static_groups).
+//
+// Everything is float64; K is at most a few thousand here, so a plain O(K³) Cholesky is enough.
+import { dequantize, quantizeValue, saturationRange, scaleZeroPoint, type QuantSpec, type Quantized } from './quantizers.js';
+import { roundToNearest, type SolveRequest, type WeightSolver } from './solvers.js';
+
+export interface GptqOptions {
+  /** Damping as a fraction of the mean diagonal of H (default 0.01). */
+  percdamp?: number;
+  /** Visit columns by decreasing H diagonal (the reference's act_order / desc_act); default false. */
+  actOrder?: boolean;
+  /** Columns per lazy batch update (default 128); does not change the result beyond rounding. */
+  blockColumns?: number;
+  /** How many times the damping doubles before giving up on a Hessian that is not positive definite (default 12). */
+  maxDampingSteps?: number;
+}
+
+export interface GptqResult {
+  q: Quantized;
+  /** The fraction of the mean diagonal that made H positive definite (>= percdamp), and its absolute value. */
+  percdamp: number;
+  damping: number;
+  /** Inputs whose diagonal was zero (never active in calibration): their weights were zeroed, as the reference does. */
+  deadInputs: number;
+}
+
+/** A weight as GPTQ sees it: `rows` output channels by `cols` = K inputs, row-major float64. */
+export interface RowMajor {
+  rows: number;
+  cols: number;
+  data: Float64Array;
+}
+
+export const DEFAULT_PERCDAMP = 0.01;
+const DEFAULT_BLOCK = 128;
+const DEFAULT_DAMPING_STEPS = 12;
+
+/** The weight with output channels as rows and the reduction axis as columns, whatever its stored layout. */
+export function toRows(values: ArrayLike<number>, dims: readonly number[], reductionAxis: number): RowMajor {
+  if (dims.length !== 2) throw new RangeError(`GPTQ takes 2-D weights, got [${dims.join(', ')}]`);
+  const r = reductionAxis < 0 ? reductionAxis + 2 : reductionAxis;
+  const cols = dims[r];
+  const rows = dims[1 - r];
+  const data = new Float64Array(rows * cols);
+  for (let n = 0; n < rows; n++) for (let k = 0; k < cols; k++) data[n * cols + k] = values[r === 1 ? n * cols + k : k * rows + n];
+  return { rows, cols, data };
+}
+
+/**
+ * Upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU), H damped by `damping` on the diagonal; null when the damped H is
+ * not positive definite. Row i of U is what the reference's Hinv[i, i:] holds.
+ */
+export function inverseCholeskyUpper(h: Float64Array, k: number, damping: number): Float64Array | null {
+  // With P the reversal permutation and P H P = L Lᵀ, H⁻¹ = (P L⁻¹ P)ᵀ (P L⁻¹ P) and P L⁻¹ P is upper triangular
+  // with a positive diagonal: the factor wanted, from one Cholesky and one triangular inverse (instead of the
+  // reference's Cholesky, inverse and second Cholesky).
+  const a = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j <= i; j++) a[i * k + j] = h[(k - 1 - i) * k + (k - 1 - j)];
+  for (let i = 0; i < k; i++) a[i * k + i] += damping;
+  if (!choleskyLower(a, k)) return null;
+  // X = L⁻¹ row by row: X[i,:] = (e_i - sum over p < i of L[i,p] X[p,:]) / L[i,i], contiguous rows.
+  const x = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    const row = i * k;
+    x[row + i] = 1;
+    for (let p = 0; p < i; p++) {
+      const l = a[row + p];
+      if (l === 0) continue;
+      const src = p * k;
+      for (let j = 0; j <= p; j++) x[row + j] -= l * x[src + j];
+    }
+    const d = a[row + i];
+    for (let j = 0; j <= i; j++) x[row + j] /= d;
+  }
+  const u = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = i; j < k; j++) u[i * k + j] = x[(k - 1 - i) * k + (k - 1 - j)];
+  return u;
+}
+
+/** In-place lower Cholesky factor of a symmetric matrix (upper triangle left as garbage); false if not positive definite. */
+function choleskyLower(a: Float64Array, k: number): boolean {
+  for (let j = 0; j < k; j++) {
+    let d = a[j * k + j];
+    for (let p = 0; p < j; p++) d -= a[j * k + p] * a[j * k + p];
+    if (!(d > 0) || !Number.isFinite(d)) return false;
+    const l = Math.sqrt(d);
+    a[j * k + j] = l;
+    for (let i = j + 1; i < k; i++) {
+      let s = a[i * k + j];
+      for (let p = 0; p < j; p++) s -= a[i * k + p] * a[j * k + p];
+      a[i * k + j] = s / l;
+    }
+  }
+  return true;
+}
+
+/** Column order: by decreasing diagonal (ties by index, so the order is deterministic), or as stored. */
+export function columnOrder(h: Float64Array, k: number, actOrder: boolean): Int32Array {
+  const order = Int32Array.from({ length: k }, (_, i) => i);
+  if (actOrder) order.sort((a, b) => h[b * k + b] - h[a * k + a] || a - b);
+  return order;
+}
+
+/**
+ * The grid GPTQ rounds to: per (row, original column), the group's scale and zero point, and which groups are
+ * fixed before the loop. Mirrors quantizers.ts's layout for 2-D weights.
+ */
+export class Grid {
+  readonly spec: Required<QuantSpec>;
+  readonly groups: number;
+  readonly paramDims: number[];
+  readonly scales: Float32Array;
+  readonly zeroPoints: Int16Array;
+  private readonly set: Uint8Array;
+  readonly blockSize: number;
+  private readonly blocks: number;
+
+  constructor(
+    readonly dims: readonly number[],
+    spec: Required<QuantSpec>,
+    private readonly reductionAxis: number,
+  ) {
+    const g = spec.granularity;
+    const norm = (axis: number): number => (axis < 0 ? axis + 2 : axis);
+    const r = norm(reductionAxis);
+    this.reductionAxis = r;
+    if (g.kind === 'tensor') {
+      this.spec = spec;
+      this.groups = 1;
+      this.paramDims = [];
+      this.blockSize = 0;
+      this.blocks = 0;
+    } else if (g.kind === 'channel') {
+      if (norm(g.axis) !== 1 - r) throw new RangeError(`GPTQ: per-channel scales must run along the output channels (axis ${1 - r}), got axis ${g.axis}`);
+      this.spec = { ...spec, granularity: { kind: 'channel', axis: 1 - r } };
+      this.groups = dims[1 - r];
+      this.paramDims = [dims[1 - r]];
+      this.blockSize = 0;
+      this.blocks = 0;
+    } else {
+      if (norm(g.axis) !== r) throw new RangeError(`GPTQ: blocks must run along the reduction axis ${r}, got axis ${g.axis}`);
+      this.spec = { ...spec, granularity: { kind: 'block', axis: r, blockSize: g.blockSize } };
+      this.blockSize = g.blockSize;
+      this.blocks = Math.ceil(dims[r] / g.blockSize);
+      this.groups = this.blocks * dims[1 - r];
+      this.paramDims = [...dims];
+      this.paramDims[r] = this.blocks;
+    }
+    this.scales = new Float32Array(this.groups);
+    this.zeroPoints = new Int16Array(this.groups);
+    this.set = new Uint8Array(this.groups);
+  }
+
+  /** Group of output row n, original column k. */
+  group(n: number, k: number): number {
+    const g = this.spec.granularity;
+    if (g.kind === 'tensor') return 0;
+    if (g.kind === 'channel') return n;
+    const b = Math.floor(k / this.blockSize);
+    return this.reductionAxis === 0 ? b * this.dims[1] + n : n * this.blocks + b;
+  }
+
+  isSet(group: number): boolean {
+    return this.set[group] === 1;
+  }
+
+  /** Fixes a group's scale and zero point from the min and max of the values it covers. */
+  fit(group: number, min: number, max: number): void {
+    const p = scaleZeroPoint(min, max, this.spec);
+    this.scales[group] = p.scale;
+    this.zeroPoints[group] = p.zeroPoint;
+    this.set[group] = 1;
+  }
+
+  code(x: number, group: number): number {
+    return quantizeValue(x, this.scales[group], this.zeroPoints[group], this.spec);
+  }
+
+  value(code: number, group: number): number {
+    return Math.fround((code - this.zeroPoints[group]) * this.scales[group]);
+  }
+
+  /** Fits every group from W (rows x original columns) as it is now: per tensor, per channel, static blocks. */
+  fitAll(w: RowMajor): void {
+    const mins = new Float64Array(this.groups).fill(Infinity);
+    const maxs = new Float64Array(this.groups).fill(-Infinity);
+    for (let n = 0; n < w.rows; n++) {
+      for (let k = 0; k < w.cols; k++) {
+        const g = this.group(n, k);
+        const v = w.data[n * w.cols + k];
+        if (v < mins[g]) mins[g] = v;
+        if (v > maxs[g]) maxs[g] = v;
+      }
+    }
+    for (let g = 0; g < this.groups; g++) this.fit(g, mins[g], maxs[g]);
+  }
+
+  /** Fits the block starting at original column k0 of every row from W's current values. */
+  fitBlock(w: RowMajor, k0: number): void {
+    const k1 = Math.min(k0 + this.blockSize, w.cols);
+    for (let n = 0; n < w.rows; n++) {
+      let min = Infinity;
+      let max = -Infinity;
+      for (let k = k0; k < k1; k++) {
+        const v = w.data[n * w.cols + k];
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      this.fit(this.group(n, k0), min, max);
+    }
+  }
+
+  /** The Quantized of codes given per (row, original column), laid out as the stored weight. */
+  toQuantized(codes: Int16Array, rows: number, cols: number): Quantized {
+    const out = new Int16Array(rows * cols);
+    for (let n = 0; n < rows; n++) {
+      for (let k = 0; k < cols; k++) out[this.reductionAxis === 1 ? n * cols + k : k * rows + n] = codes[n * cols + k];
+    }
+    return { dims: [...this.dims], spec: this.spec, codes: out, scales: this.scales, zeroPoints: this.zeroPoints, paramDims: this.paramDims, ...saturationRange(this.spec) };
+  }
+}
+
+/**
+ * GPTQ on one weight. `h` is XᵀX (K x K, row-major, any positive scale) of the activation the weight multiplies,
+ * `values`/`dims` the stored weight with `reductionAxis` K; `spec` the planned format's.
+ */
+export function gptqQuantize(
+  values: ArrayLike<number>,
+  dims: readonly number[],
+  reductionAxis: number,
+  spec: Required<QuantSpec>,
+  hessian: Float64Array,
+  options: GptqOptions = {},
+): GptqResult {
+  const k = dims.length === 2 ? dims[reductionAxis < 0 ? reductionAxis + 2 : reductionAxis] : 0;
+  return gptqPrepared(values, dims, reductionAxis, spec, prepareHessian(hessian, k, options), options);
+}
+
+/** What GPTQ derives from H alone (shared by every weight reading the same input): dead inputs, order, factor. */
+export interface PreparedHessian {
+  k: number;
+  dead: Uint8Array;
+  order: Int32Array;
+  u: Float64Array;
+  percdamp: number;
+  damping: number;
+}
+
+export function prepareHessian(hessian: Float64Array, k: number, options: GptqOptions = {}): PreparedHessian {
+  if (hessian.length !== k * k) throw new RangeError(`GPTQ: Hessian of ${hessian.length} values for K = ${k}`);
+  const h = new Float64Array(hessian);
+  const dead = new Uint8Array(k);
+  for (let i = 0; i < k; i++) {
+    if (h[i * k + i] === 0) {
+      dead[i] = 1;
+      h[i * k + i] = 1;
+    }
+  }
+  const order = columnOrder(h, k, options.actOrder ?? false);
+  const hp = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[order[i] * k + order[j]];
+  return { k, dead, order, ...dampedInverseFactor(hp, k, options) };
+}
+
+/** GPTQ on one weight with H already prepared. */
+export function gptqPrepared(
+  values: ArrayLike<number>,
+  dims: readonly number[],
+  reductionAxis: number,
+  spec: Required<QuantSpec>,
+  prepared: PreparedHessian,
+  options: GptqOptions = {},
+): GptqResult {
+  const w = toRows(values, dims, reductionAxis);
+  const k = w.cols;
+  if (prepared.k !== k) throw new RangeError(`GPTQ: Hessian for K = ${prepared.k}, weight with K = ${k}`);
+  // Dead inputs: never active, so their weights cannot matter on the calibration data; zeroed so they cost nothing.
+  let deadInputs = 0;
+  for (let i = 0; i < k; i++) {
+    if (!prepared.dead[i]) continue;
+    deadInputs++;
+    for (let n = 0; n < w.rows; n++) w.data[n * k + i] = 0;
+  }
+  const grid = new Grid(dims, spec, reductionAxis);
+  const actOrder = options.actOrder ?? false;
+  const blocked = grid.spec.granularity.kind === 'block';
+  if (!blocked || actOrder) grid.fitAll(w);
+  const codes = new Int16Array(w.rows * k);
+  gptqColumns(w, prepared.u, prepared.order, grid, codes, blocked && !actOrder, options.blockColumns ?? DEFAULT_BLOCK);
+  return { q: grid.toQuantized(codes, w.rows, k), percdamp: prepared.percdamp, damping: prepared.damping, deadInputs };
+}
+
+/** Damps H by percdamp x mean diagonal, doubling percdamp until the Cholesky factors exist. */
+export function dampedInverseFactor(h: Float64Array, k: number, options: GptqOptions = {}): { u: Float64Array; percdamp: number; damping: number } {
+  let mean = 0;
+  for (let i = 0; i < k; i++) mean += h[i * k + i];
+  mean /= k;
+  let percdamp = options.percdamp ?? DEFAULT_PERCDAMP;
+  if (!(percdamp > 0)) throw new RangeError(`GPTQ: percdamp must be > 0, got ${percdamp}`);
+  const steps = options.maxDampingSteps ?? DEFAULT_DAMPING_STEPS;
+  for (let step = 0; step <= steps; step++, percdamp *= 2) {
+    const damping = percdamp * mean;
+    const u = inverseCholeskyUpper(h, k, damping);
+    if (u) return { u, percdamp, damping };
+  }
+  throw new RangeError(`GPTQ: the Hessian is not positive definite even damped by ${percdamp / 2} of its mean diagonal`);
+}
+
+/**
+ * The column loop over W (rows x K, original column order) visiting columns in `order`, with U the upper factor
+ * of the permuted H⁻¹. Quantizes in place of `codes`; W is consumed.
+ */
+function gptqColumns(w: RowMajor, u: Float64Array, order: Int32Array, grid: Grid, codes: Int16Array, fitBlocks: boolean, blockColumns: number): void {
+  const { rows, cols: k } = w;
+  // Work on the permuted copy so lazy updates touch contiguous columns.
+  const wp = new Float64Array(rows * k);
+  for (let n = 0; n < rows; n++) for (let i = 0; i < k; i++) wp[n * k + i] = w.data[n * k + order[i]];
+  const err = new Float64Array(rows * blockColumns);
+  for (let i1 = 0; i1 < k; i1 += blockColumns) {
+    const i2 = Math.min(i1 + blockColumns, k);
+    const count = i2 - i1;
+    for (let i = i1; i < i2; i++) {
+      const col = order[i];
+      if (fitBlocks && col % grid.blockSize === 0) {
+        // The block's scales come from its columns as updated so far (without act order, i === col).
+        grid.fitBlock({ rows, cols: k, data: wp }, col);
+      }
+      const d = u[i * k + i];
+      for (let n = 0; n < rows; n++) {
+        const x = wp[n * k + i];
+        const g = grid.group(n, col);
+        const c = grid.code(x, g);
+        codes[n * k + col] = c;
+        const e = (x - grid.value(c, g)) / d;
+        err[n * blockColumns + (i - i1)] = e;
+        const row = n * k;
+        for (let j = i + 1; j < i2; j++) wp[row + j] -= e * u[i * k + j];
+      }
+    }
+    // Lazy batch: the block's errors reach the columns after it in one pass.
+    if (i2 < k) {
+      for (let n = 0; n < rows; n++) {
+        const row = n * k;
+        for (let t = 0; t < count; t++) {
+          const e = err[n * blockColumns + t];
+          if (e === 0) continue;
+          const urow = (i1 + t) * k;
+          for (let j = i2; j < k; j++) wp[row + j] -= e * u[urow + j];
+        }
+      }
+    }
+  }
+}
+
+/** tr((W - Q) H (W - Q)ᵀ) / rows: the layer's output error on the calibration inputs, per output channel. */
+export function layerError(w: ArrayLike<number>, q: ArrayLike<number>, dims: readonly number[], reductionAxis: number, hessian: Float64Array): number {
+  const a = toRows(w, dims, reductionAxis);
+  const b = toRows(q, dims, reductionAxis);
+  const k = a.cols;
+  const d = new Float64Array(k);
+  let total = 0;
+  for (let n = 0; n < a.rows; n++) {
+    for (let i = 0; i < k; i++) d[i] = a.data[n * k + i] - b.data[n * k + i];
+    for (let i = 0; i < k; i++) {
+      if (d[i] === 0) continue;
+      let s = 0;
+      const row = i * k;
+      for (let j = 0; j < k; j++) s += hessian[row + j] * d[j];
+      total += d[i] * s;
+    }
+  }
+  return total / a.rows;
+}
+
+// --- the solver -------------------------------------------------------------------------------------------
+
+/** What a Hessian source gives the solver (calibration/hessian.ts's Hessian). */
+export interface LayerHessian {
+  k: number;
+  h: Float64Array;
+  /** Rows (tokens) summed into h. */
+  rows: number;
+}
+
+/** One weight GPTQ solved (or handed to round-to-nearest, with the reason). */
+export interface GptqLayerRecord {
+  node: string;
+  weight: string;
+  activation?: string;
+  solver: 'gptq' | 'rtn';
+  reason?: string;
+  k?: number;
+  tokens?: number;
+  percdamp?: number;
+  damping?: number;
+  deadInputs?: number;
+  /** tr((W - Q) H (W - Q)ᵀ) / rows with the undamped H, for round-to-nearest and for GPTQ's codes. */
+  errorRtn?: number;
+  errorGptq?: number;
+  seconds?: number;
+}
+
+export interface GptqSolver extends WeightSolver {
+  readonly records: GptqLayerRecord[];
+}
+
+/**
+ * The 'gptq' weight solver over Hessians keyed by the activation tensor a node reads. A weight without one (an
+ * embedding, a Conv, a node whose input was not captured) or not 2-D is rounded to nearest, and its record says why.
+ */
+export function gptqSolver(hessians: (activation: string) => LayerHessian | undefined, options: GptqOptions = {}): GptqSolver {
+  const records: GptqLayerRecord[] = [];
+  // Weights reading the same input (q/k/v, gate/up) share one factorisation.
+  const factors = new Map<LayerHessian, PreparedHessian>();
+  const rtn = (r: SolveRequest, reason: string): Quantized => {
+    records.push({ node: r.node, weight: r.weight, ...(r.activation ? { activation: r.activation } : {}), solver: 'rtn', reason });
+    return roundToNearest.solve(r);
+  };
+  return {
+    name: 'gptq',
+    records,
+    solve(r) {
+      const h = r.activation !== undefined ? hessians(r.activation) : undefined;
+      if (r.dims.length !== 2) return rtn(r, `GPTQ takes 2-D MatMul/Gemm weights; this one is ${r.dims.length}-D`);
+      if (!h) return rtn(r, `no Hessian for its input ${r.activation ?? '(none)'}`);
+      const k = r.dims[r.reductionAxis < 0 ? r.reductionAxis + 2 : r.reductionAxis];
+      if (h.k !== k) return rtn(r, `Hessian of ${r.activation} is ${h.k} wide, the weight reduces over ${k}`);
+      const t = performance.now();
+      let prepared = factors.get(h);
+      if (!prepared) factors.set(h, (prepared = prepareHessian(h.h, k, options)));
+      const res = gptqPrepared(r.values, r.dims, r.reductionAxis, r.spec, prepared, options);
+      const seconds = (performance.now() - t) / 1000;
+      const base = roundToNearest.solve(r);
+      records.push({
+        node: r.node,
+        weight: r.weight,
+        activation: r.activation!,
+        solver: 'gptq',
+        k,
+        tokens: h.rows,
+        percdamp: res.percdamp,
+        damping: res.damping,
+        deadInputs: res.deadInputs,
+        errorRtn: layerError(r.values, dequantize(base), r.dims, r.reductionAxis, h.h),
+        errorGptq: layerError(r.values, dequantize(res.q), r.dims, r.reductionAxis, h.h),
+        seconds,
+      });
+      return res.q;
+    },
+  };
+}
