@@ -199,6 +199,9 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   let clip: ClipChoice = options.clip ?? DEFAULT_CLIP;
   // Auto clipping runs each quantized node on samples of its input, kept while the statistics are collected.
   const sampler = clip.method === 'auto' && needed.length > 0 && options.calibration ? new ActivationSampler(autoSampleRequests(plan)) : undefined;
+  // GPTQ's Hessians ride on the statistics run when there is one: one pass over the set, not two.
+  const hessians = options.method === 'gptq' ? hessianAccumulator(plan) : undefined;
+  let hessiansCollected = false;
   if (options.clip && needed.length === 0) throw new QuantOptionError(`--clip: ${who} quantizes no activation; clipping applies to activation ranges`);
   if (options.stats) {
     const file = readStatsFile(options.stats);
@@ -224,10 +227,11 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
         observe: minmaxOnly ? 'minmax' : 'full',
         percentiles: percentile !== undefined && !STANDARD_PERCENTILES.includes(percentile) ? [...STANDARD_PERCENTILES, percentile] : STANDARD_PERCENTILES,
         session: env.session,
-        ...(sampler ? { accumulators: [sampler] } : {}),
+        accumulators: [...(sampler ? [sampler] : []), ...(hessians && hessians.targets.length ? [hessians] : [])],
         onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
       });
       calibrationSeconds = (performance.now() - t) / 1000;
+      hessiansCollected = hessians !== undefined;
       summary = {
         from: 'data',
         path: options.calibration.data,
@@ -254,10 +258,13 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
 
   let solver: WeightSolver = roundToNearest;
   let t = performance.now();
-  if (options.method === 'gptq') {
-    const gptqSet = next.calibrationSet ?? state.calibrationSet;
-    if (!gptqSet) throw new QuantOptionError(`${env.modelPath}: --method gptq needs a calibration set for its Hessians: give --calib SET`);
-    solver = await gptqFromSet(model, plan, gptqSet, env, notes);
+  if (hessians) {
+    if (!hessiansCollected) {
+      const gptqSet = next.calibrationSet ?? state.calibrationSet;
+      if (!gptqSet) throw new QuantOptionError(`${env.modelPath}: --method gptq needs a calibration set for its Hessians: give --calib SET`);
+      await collectHessians(model, hessians, gptqSet, env);
+    }
+    solver = gptqFromHessians(hessians, notes);
     calibrationSeconds += (performance.now() - t) / 1000;
     t = performance.now();
   }
@@ -324,24 +331,29 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   };
 }
 
-/**
- * The GPTQ solver for a plan: XᵀX of every input a planned MatMul/Gemm reads, from one run over the calibration
- * set, with notes for Hessians that are rank-deficient (fewer tokens than inputs: damping decides the rest).
- */
-async function gptqFromSet(model: OnnxModel, plan: QuantPlan, set: CalibrationSet, env: PassEnv, notes: string[]): Promise<GptqSolver> {
-  const requests = plan.nodes
-    .filter((p) => p.target.op === 'MatMul' || p.target.op === 'Gemm')
-    .map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) === 'columns' ? ('columns' as const) : ('rows' as const) }));
-  const acc = new HessianAccumulator(requests);
-  if (acc.targets.length) {
-    await collectStatistics(model, set, {
-      observe: 'none',
-      accumulators: [acc],
-      session: env.session,
-      onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
-    });
-  }
-  acc.finish();
+/** An accumulator of XᵀX for every input a planned MatMul/Gemm reads (rows, or columns where Gemm reads A transposed). */
+function hessianAccumulator(plan: QuantPlan): HessianAccumulator {
+  return new HessianAccumulator(
+    plan.nodes
+      .filter((p) => p.target.op === 'MatMul' || p.target.op === 'Gemm')
+      .map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) === 'columns' ? ('columns' as const) : ('rows' as const) })),
+  );
+}
+
+/** The Hessians in a run of their own over the calibration set (no statistics were collected in this pass). */
+async function collectHessians(model: OnnxModel, acc: HessianAccumulator, set: CalibrationSet, env: PassEnv): Promise<void> {
+  if (acc.targets.length === 0) return;
+  await collectStatistics(model, set, {
+    observe: 'none',
+    accumulators: [acc],
+    session: env.session,
+    onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
+  });
+}
+
+/** The GPTQ solver over collected Hessians, with notes for those that are rank-deficient (fewer tokens than inputs: damping decides the rest). */
+function gptqFromHessians(acc: HessianAccumulator, notes: string[]): GptqSolver {
+  acc.finish(); // idempotent; the collector has already called it when it ran
   for (const tensor of acc.targets) {
     const h = acc.get(tensor) ?? acc.get(tensor, 'columns');
     if (h && h.rows < h.k) notes.push(`GPTQ: input ${tensor} has ${h.rows} calibration tokens for ${h.k} inputs: its Hessian is rank-deficient and damping fills the rest; give more --samples`);
