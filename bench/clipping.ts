@@ -17,9 +17,9 @@
 // bench/results/clipping.json.
 //
 //   npx tsc -p . && node dist/bench/clipping.js [--max-tokens N (default 8192; the figures in docs/figures.md used 16384)] [--threads N]
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { env } from 'onnxruntime-node';
 import { ActivationSampler } from '../src/calibration/activation-samples.js';
@@ -39,11 +39,11 @@ import { resolveScheme } from '../src/quantization/schemes.js';
 import { rewriteModel } from '../src/quantization/writers/index.js';
 import { fromOrtTensor } from '../src/runtime/ort-tensor.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
+import { conformanceModels, TESTDATA_ROOT as TESTDATA } from '../test/support/testdata.js';
 import { machineFacts } from './support/machine.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DECODERS = ['models/tiny-llama/onnx/model.onnx', 'models/tiny-gpt2/onnx/model.onnx'];
-const TESTDATA = '/usr/share/libonnx-testdata/data';
 const CONFORMANCE_FOLDERS = ['pytorch-converted', 'pytorch-operator'];
 const CALIBRATION: CalibrationOptions = { samples: 64, sequenceLength: 128, batchSize: 8, seed: 0 };
 const WINDOW = 128;
@@ -186,21 +186,11 @@ interface ConformanceRow {
   maxAbsDiff: number;
 }
 
-/** The conformance models w8a8 quantizes: those with a Conv, Gemm or MatMul and a constant float weight. */
-function conformanceModels(): string[] {
-  const out: string[] = [];
-  for (const folder of CONFORMANCE_FOLDERS) {
-    const root = join(TESTDATA, folder);
-    if (!existsSync(root)) continue;
-    for (const name of readdirSync(root).sort()) {
-      const file = join(root, name, 'model.onnx');
-      if (!existsSync(file)) continue;
-      const model = loadModel(file);
-      const plan = planFromScheme(model, resolveScheme('w8a8'));
-      if (plannedActivations(plan).length > 0) out.push(join(folder, name));
-    }
-  }
-  return out;
+/** The conformance models w8a8 quantizes (it plans at least one activation), as folders relative to TESTDATA. */
+function w8a8ConformanceModels(): string[] {
+  return conformanceModels(CONFORMANCE_FOLDERS)
+    .filter((file) => plannedActivations(planFromScheme(loadModel(file), resolveScheme('w8a8'))).length > 0)
+    .map((file) => relative(TESTDATA, dirname(file)));
 }
 
 async function benchConformance(dir: string, args: Args) {
@@ -273,7 +263,7 @@ async function main(): Promise<void> {
   for (const path of DECODERS) decoders.push(await benchDecoder(path, args));
   const conformance: Awaited<ReturnType<typeof benchConformance>>[] = [];
   const refused: { model: string; reason: string }[] = [];
-  for (const dir of conformanceModels()) {
+  for (const dir of w8a8ConformanceModels()) {
     try {
       conformance.push(await benchConformance(dir, args));
     } catch (e) {

@@ -18,7 +18,7 @@
 // IR < 4 listed every initializer as a graph input as well; those entries are dropped (the initializers are
 // weights, not inputs) and the model moves to IR 4. At IR >= 4 an input with a same-name initializer is an
 // overridable default: it stays an input, but like select.ts does, folding treats its initializer as the weight.
-import { AttributeType, type NodeProto, type TensorProto } from './types.js';
+import { AttributeType, type GraphProto, type NodeProto, type TensorProto } from './types.js';
 import { attributeType, findAttr } from './attributes.js';
 import { byteSize, dtypeInfo, dtypeName, ALL_DTYPES } from './dtypes.js';
 import { GraphEditor } from './editor.js';
@@ -104,21 +104,8 @@ export async function foldConstants(model: OnnxModel, options: FoldOptions = {})
   const g = model.graph;
   const index = new GraphIndex(g);
   const order = topologicalOrder(g, { index });
-  const sparse = new Map(g.sparseInitializer.filter((s) => s.values?.name).map((s) => [s.values!.name!, s]));
-  const isSource = (name: string): boolean => index.initializer(name) !== undefined || sparse.has(name);
   const weightInputs = (model.proto.irVersion ?? 0) < 4 ? g.input.filter((v) => index.initializer(v.name ?? '')).map((v) => v.name!) : [];
-
-  // Nodes that could be folded as far as their op and the constness of their inputs go.
-  let candidates: NodeProto[] = [];
-  {
-    const constant = new Set<string>();
-    const isConstant = (name: string): boolean => name === '' || constant.has(name) || isSource(name);
-    for (const node of order) {
-      if (!foldableOp(node) || !node.input.every(isConstant)) continue;
-      candidates.push(node);
-      for (const o of node.output) if (o) constant.add(o);
-    }
-  }
+  let candidates = foldableNodes(g, index, order);
   if (options.select) candidates = selectedCones(candidates, index, options.select);
   const empty: FoldReport = { values: [], bytes: 0, removed: {}, weightInputs: [], removedInputs: [], kept: [], irVersion: {} };
   if (candidates.length === 0 && weightInputs.length === 0) return { model, report: empty };
@@ -130,6 +117,23 @@ export async function foldConstants(model: OnnxModel, options: FoldOptions = {})
   } finally {
     await evaluator.dispose();
   }
+}
+
+/**
+ * The nodes that could be folded as far as their op and the constness of their inputs go, in topological order:
+ * deterministic default-domain ops whose every input is an initializer, a sparse initializer or such a node's output.
+ */
+export function foldableNodes(g: GraphProto, index = new GraphIndex(g), order = topologicalOrder(g, { index })): NodeProto[] {
+  const sparse = new Set(g.sparseInitializer.flatMap((s) => (s.values?.name ? [s.values.name] : [])));
+  const constant = new Set<string>();
+  const isConstant = (name: string): boolean => name === '' || constant.has(name) || index.initializer(name) !== undefined || sparse.has(name);
+  const candidates: NodeProto[] = [];
+  for (const node of order) {
+    if (!foldableOp(node) || !node.input.every(isConstant)) continue;
+    candidates.push(node);
+    for (const o of node.output) if (o) constant.add(o);
+  }
+  return candidates;
 }
 
 /** The candidates some selected value is computed from: nothing else needs evaluating. */
