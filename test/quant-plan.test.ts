@@ -23,6 +23,7 @@ import { quantizeModel, rewriteModel } from '../src/quantization/writers/index.j
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { cli, oneLineError } from './support/cli.js';
 import { minMaxRanges } from './support/ranges.js';
+import { cosine } from './support/similarity.js';
 
 const TINY = 'models/tiny-llama/onnx/model.onnx';
 const GPT2 = 'models/tiny-gpt2/onnx/model.onnx';
@@ -77,14 +78,6 @@ async function logitsOf(model: string | OnnxModel, feeds: Feeds): Promise<Float3
 
 /** Cosine of the flattened logits and the share of positions whose arg-max token agrees. */
 function agreement(reference: Float32Array, candidate: Float32Array, vocab: number): { cosine: number; top1: number } {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < reference.length; i++) {
-    dot += reference[i] * candidate[i];
-    na += reference[i] * reference[i];
-    nb += candidate[i] * candidate[i];
-  }
   const argmax = (x: Float32Array, at: number): number => {
     let best = 0;
     for (let j = 1; j < vocab; j++) if (x[at + j] > x[at + best]) best = j;
@@ -93,7 +86,7 @@ function agreement(reference: Float32Array, candidate: Float32Array, vocab: numb
   const positions = reference.length / vocab;
   let same = 0;
   for (let p = 0; p < positions; p++) if (argmax(reference, p * vocab) === argmax(candidate, p * vocab)) same++;
-  return { cosine: dot / Math.sqrt(na * nb), top1: same / positions };
+  return { cosine: cosine(reference, candidate), top1: same / positions };
 }
 
 // --- a plan with a scheme's choices written out writes the scheme's bytes ---------------------------------

@@ -23,6 +23,7 @@ import { Session, type Feeds, type GraphOptimization } from '../src/runtime/sess
 import { mulberry32 } from './support/prng.js';
 import { TESTDATA_ROOT } from './support/testdata.js';
 import { minMaxRanges } from './support/ranges.js';
+import { cosine } from './support/similarity.js';
 
 const TINY = 'models/tiny-llama/onnx/model.onnx';
 const CONV = join(TESTDATA_ROOT, 'pytorch-converted', 'test_Conv2d');
@@ -47,19 +48,13 @@ function signature(model: OnnxModel): string {
 }
 
 function compare(a: ArrayLike<number>, b: ArrayLike<number>): { cosine: number; maxAbsDiff: number; maxAbs: number } {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
   let maxAbsDiff = 0;
   let maxAbs = 0;
   for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
     maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a[i] - b[i]));
     maxAbs = Math.max(maxAbs, Math.abs(a[i]));
   }
-  return { cosine: dot / Math.sqrt(na * nb), maxAbsDiff, maxAbs };
+  return { cosine: cosine(a, b), maxAbsDiff, maxAbs };
 }
 
 async function run(model: string | OnnxModel, feeds: Feeds, graphOptimization: GraphOptimization = 'all') {
