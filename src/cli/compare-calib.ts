@@ -14,7 +14,7 @@ import { percentile, positiveWholeNumber, wholeNumber } from './options.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, table } from './output.js';
 import { Progress } from './progress.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 
 interface CompareFlags {
   sets: string[];

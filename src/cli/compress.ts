@@ -14,7 +14,7 @@ import { fraction, positiveWholeNumber } from './options.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes } from './output.js';
 import { Progress } from './progress.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 
 interface CompressFlags {
   recipe: string;

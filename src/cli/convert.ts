@@ -7,7 +7,7 @@ import { saveModel, type SaveReport } from '../onnx/save.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes } from './output.js';
 import { wholeNumber } from './options.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 
 interface ConvertOptions {
   externalData?: boolean;

@@ -16,7 +16,7 @@ import { fraction, percentile, positiveWholeNumber, wholeNumber } from './option
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
 import { Progress } from './progress.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 
 interface QuantizeFlags {
   scheme?: string;

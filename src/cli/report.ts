@@ -5,7 +5,7 @@ import { documentFromJson, readReportJson, REPORT_KINDS } from '../report/from-j
 import { renderReport, writeReportFile } from '../report/html.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit } from './output.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 
 interface ReportFlags {
   out: string;

@@ -17,7 +17,7 @@ import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../runtime/t
 import { TfModel } from '../runtime/tf/interpreter.js';
 import { CONFORMANCE, EXAMPLES_DIR, examplesText } from './examples.js';
 import { AtomicFiles, writeError } from '../util/atomic.js';
-import { writingTo } from './writing.js';
+import { writingTo } from '../util/output-lock.js';
 import { emit, table } from './output.js';
 
 /** The conformance-suite model (with test data) the examples run. */

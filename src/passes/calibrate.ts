@@ -8,7 +8,7 @@ import { calibrationReport, type CalibrationReport } from '../calibration/summar
 import { TARGET_SETS, type TargetSet } from '../calibration/targets.js';
 import { OptionError } from '../errors.js';
 import { checkWritable } from '../util/atomic.js';
-import { claimOutput } from '../util/output-lock.js';
+import { writingTo } from '../util/output-lock.js';
 import { StepOptions } from './options.js';
 import type { Pass, PassEnv, PassOutcome, PassState } from './types.js';
 
@@ -67,15 +67,7 @@ export const calibratePass: Pass<CalibratePassOptions, CalibrationReport> = {
     }
     // The statistics file is an output of the run like --out: claimed (folders made, locked) from here until the
     // pass ends, as the runner claims --out, so a second run saving to the same file fails before it calibrates.
-    const claim = options.save !== undefined ? claimOutput(options.save) : undefined;
-    let saved = false;
-    try {
-      const outcome = await calibrate(state, options, env);
-      saved = true;
-      return outcome;
-    } finally {
-      claim?.release(saved);
-    }
+    return writingTo([options.save], () => calibrate(state, options, env));
   },
 };
 

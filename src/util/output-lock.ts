@@ -205,3 +205,19 @@ export function claimOutputs(paths: readonly (string | undefined)[]): { release(
   }
   return { release: releaseAll };
 }
+
+/**
+ * Runs `work` holding every given output path (undefined ones skipped): checked writable, missing folders made and
+ * locked before any work, released however it ends (folders the claim made stay only when the work finished).
+ */
+export async function writingTo<T>(paths: readonly (string | undefined)[], work: () => Promise<T> | T): Promise<T> {
+  const claim = claimOutputs(paths);
+  let written = false;
+  try {
+    const result = await work();
+    written = true;
+    return result;
+  } finally {
+    claim.release(written);
+  }
+}
