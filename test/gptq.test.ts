@@ -11,6 +11,7 @@ import { quantizePass } from '../src/quantization/pipeline.js';
 import { HessianAccumulator } from '../src/calibration/hessian.js';
 import { gptqQuantize, gptqSolver, layerError } from '../src/quantization/gptq.js';
 import { dequantize, quantize, quantizeValue, scaleZeroPoint, type QuantSpec } from '../src/quantization/quantizers.js';
+import { QuantizationError } from '../src/quantization/schemes.js';
 import { seededRandom } from '../src/util/prng.js';
 
 function normal(random: () => number): () => number {
@@ -280,6 +281,21 @@ describe('GPTQ on hard Hessians', () => {
     const res = gptqQuantize(w, [k, 2], 0, perChannel(4, 1), h);
     assert.ok(res.percdamp > 0.01, `percdamp ${res.percdamp}`);
     assert.ok(res.damping > 0);
+  });
+
+  it('a Hessian with NaN, or one no damping makes positive definite, is a one-line error naming the node and its input', () => {
+    const k = 4;
+    const w = randomWeight(k * 2, 3);
+    const request = { node: 'mm', weight: 'W', values: w, dims: [k, 2], spec: perChannel(4, 1), reductionAxis: 0, channelAxis: 1, activation: 'x' };
+    const nan = randomHessian(k, 20, 4);
+    nan[5] = NaN;
+    assert.throws(() => gptqSolver(() => ({ k, h: nan, rows: 20 })).solve(request), (e: Error) => e instanceof QuantizationError && /^node mm: GPTQ: the Hessian of its input 'x' holds NaN/.test(e.message));
+    const negative = new Float64Array(k * k);
+    for (let i = 0; i < k; i++) negative[i * k + i] = -1;
+    assert.throws(
+      () => gptqSolver(() => ({ k, h: negative, rows: 20 })).solve(request),
+      (e: Error) => e instanceof QuantizationError && /^node mm: GPTQ: the Hessian of its input 'x' cannot be factorised: the Hessian is not positive definite/.test(e.message),
+    );
   });
 
   it('a solver without a Hessian for a node rounds to nearest and says why', () => {

@@ -15,6 +15,7 @@
 // Everything is float64; K is at most a few thousand here, so a plain O(K³) Cholesky is enough.
 import { dequantize, quantizeValue, saturationRange, scaleZeroPoint, type QuantSpec, type Quantized } from './quantizers.js';
 import { roundToNearest, type SolveRequest, type WeightSolver } from './solvers.js';
+import { QuantizationError } from './schemes.js';
 
 export interface GptqOptions {
   /** Damping as a fraction of the mean diagonal of H (default 0.01). */
@@ -420,6 +421,18 @@ export interface GptqSolver extends WeightSolver {
  * The 'gptq' weight solver over Hessians keyed by the activation tensor a node reads. A weight without one (an
  * embedding, a Conv, a node whose input was not captured) or not 2-D is rounded to nearest, and its record says why.
  */
+/** The factorised Hessian, or a one-line error naming the node and its input when there is none to be had. */
+function preparedOrSay(h: LayerHessian, k: number, r: SolveRequest, options: GptqOptions): PreparedHessian {
+  const where = `node ${r.node}: GPTQ: the Hessian of its input '${r.activation}'`;
+  if (!h.h.every(Number.isFinite)) throw new QuantizationError(`${where} holds NaN or infinity: the calibration set drives that activation out of float range`, 'bad-data');
+  try {
+    return prepareHessian(h.h, k, options);
+  } catch (e) {
+    if (e instanceof RangeError) throw new QuantizationError(`${where} cannot be factorised: ${e.message.replace(/^GPTQ: /, '')}`, 'bad-data');
+    throw e;
+  }
+}
+
 export function gptqSolver(hessians: (activation: string) => LayerHessian | undefined, options: GptqOptions = {}): GptqSolver {
   const records: GptqLayerRecord[] = [];
   // Weights reading the same input (q/k/v, gate/up) share one factorisation.
@@ -439,7 +452,7 @@ export function gptqSolver(hessians: (activation: string) => LayerHessian | unde
       if (h.k !== k) return rtn(r, `Hessian of ${r.activation} is ${h.k} wide, the weight reduces over ${k}`);
       const t = performance.now();
       let prepared = factors.get(h);
-      if (!prepared) factors.set(h, (prepared = prepareHessian(h.h, k, options)));
+      if (!prepared) factors.set(h, (prepared = preparedOrSay(h, k, r, options)));
       const res = gptqPrepared(r.values, r.dims, r.reductionAxis, r.spec, prepared, options);
       const seconds = (performance.now() - t) / 1000;
       const base = roundToNearest.solve(r);
