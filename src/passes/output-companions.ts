@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OutputError } from '../errors.js';
 import type { OnnxModel } from '../onnx/model.js';
-import { embedCompanions, modelFolder, stripCompanions } from '../onnx/model-folder.js';
+import { embedCompanions, modelFolder, stripCompanions, type CompanionFile } from '../onnx/model-folder.js';
 import type { OutputTarget } from '../quantization/output-names.js';
 import { moveIntoPlace, writeError } from '../util/atomic.js';
 
@@ -38,15 +38,15 @@ export function checkFolderOutput(target: OutputTarget, original: OnnxModel): vo
 /** The model as it is saved: companions embedded for a plain file; none embedded in a folder, whose files are beside it. */
 export function withCompanionsFor(target: OutputTarget, model: OnnxModel, original: OnnxModel): OnnxModel {
   if (target.folder) return stripCompanions(model);
-  const files = modelFolder(original).files();
+  const files = companionsOf(original, model);
   return files.length ? embedCompanions(model, files) : stripCompanions(model);
 }
 
 /** Writes a folder output's companion files into the staging folder, beside the staged model; none for a file. */
-export function stageCompanions(target: OutputTarget, original: OnnxModel, staging: string): StagedCompanion[] {
+export function stageCompanions(target: OutputTarget, original: OnnxModel, staging: string, result?: OnnxModel): StagedCompanion[] {
   if (!target.folder) return [];
   const root = target.folder.root;
-  return modelFolder(original).files().map((f) => {
+  return companionsOf(original, result).map((f) => {
     const staged = join(staging, f.name);
     try {
       writeFileSync(staged, f.bytes());
@@ -55,6 +55,16 @@ export function stageCompanions(target: OutputTarget, original: OnnxModel, stagi
     }
     return { name: f.name, staged, final: join(root, f.name) };
   });
+}
+
+/**
+ * The input's companion files, except those the result embeds itself: a pass that changes what a file describes
+ * (pruning's config.json with per-layer sizes) embeds the new version in the model it returns.
+ */
+function companionsOf(original: OnnxModel, result?: OnnxModel): CompanionFile[] {
+  const own = result && result !== original ? modelFolder(result).files().filter((f) => f.embedded) : [];
+  const theirs = modelFolder(original).files();
+  return [...theirs.map((f) => own.find((o) => o.name === f.name) ?? f), ...own.filter((o) => !theirs.some((f) => f.name === o.name))];
 }
 
 /** Moves the staged companion files into the folder's root; an identical file already there is left as it is. */

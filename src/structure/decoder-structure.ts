@@ -10,8 +10,13 @@
 export interface Projection {
   node: string;
   op: 'MatMul' | 'Gemm' | 'MatMulNBits';
-  /** The initializer holding the weight (for MatMulNBits its packed codes). */
+  /** The initializer holding the weight (for MatMulNBits its packed codes, for a QDQ weight its integer codes). */
   weight: string;
+  /**
+   * The node between the initializer and the projection, when there is one: a DequantizeLinear (QDQ weight, whose
+   * scales and zero points belong to the weight too) or a Transpose (an lm_head tied to the embedding table).
+   */
+  weightVia?: string;
   /** Bias initializer added to the output (Gemm's C, or an Add right after the MatMul), if any. */
   bias?: string;
   /** The Add node that applies `bias` after a MatMul, if the bias is a separate node. */
@@ -49,12 +54,19 @@ export interface SizeConstant {
   /** The initializer or Constant-node output holding the value, or an attribute name ('attr:num_heads'). */
   holder: string;
   position: number;
-  meaning: 'heads' | 'kv-heads' | 'q-width' | 'kv-width' | 'mlp-width' | 'group-size';
+  /**
+   * 'qk-width' and 'qkv-width' are the offsets where a fused QKV projection's k and v columns end (the Slice bounds
+   * of exports that slice rather than Split it): (heads + kvHeads) x head_dim and (heads + 2 kvHeads) x head_dim.
+   */
+  meaning: 'heads' | 'kv-heads' | 'q-width' | 'kv-width' | 'qk-width' | 'qkv-width' | 'mlp-width' | 'group-size';
   value: number;
 }
 
 export interface Attention {
-  /** Separate q/k/v projections, or one fused QKV projection whose output columns are [q | k | v]. */
+  /**
+   * Separate q/k/v projections, or one fused QKV projection whose output columns are [q | k | v] (cut by a Split
+   * or by three Slices).
+   */
   kind: 'separate' | 'fused-qkv';
   q?: Projection;
   k?: Projection;
@@ -64,6 +76,12 @@ export interface Attention {
   heads: number;
   kvHeads: number;
   headDim: number;
+  /**
+   * Which query heads read key/value head g (a GQA group): 'contiguous' (repeat_kv, Expand after Unsqueeze on
+   * axis 2) heads g*n_rep ... g*n_rep + n_rep - 1; 'strided' (Tile, or Expand after Unsqueeze on axis 1) heads
+   * g, g + kvHeads, g + 2 kvHeads... Absent means contiguous. `queryHeadsOf` (src/structure/groups.ts) lists them.
+   */
+  groupLayout?: 'contiguous' | 'strided';
   /** Rotary embedding applied to q and k (LLaMA) or none (learned absolute positions, GPT-2). */
   positions: 'rotary' | 'none';
   /** Graph input and output names of this layer's KV cache (optimum layout [batch, kvHeads, past, headDim]). */
