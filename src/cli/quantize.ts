@@ -12,13 +12,14 @@ import { planFileFrom } from '../quantization/plan-file.js';
 import { DEFAULT_GATE, describeGate } from '../quantization/verify.js';
 import { OptionError } from '../errors.js';
 import { writeTextAtomically } from '../util/atomic.js';
-import { fraction, percentile, positiveWholeNumber, wholeNumber } from './options.js';
+import { percentile, positiveWholeNumber, wholeNumber } from './options.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes, table } from './output.js';
-import { Progress } from './progress.js';
+import { gateSettings, type GateFlags } from './gate-flags.js';
+import { withStageProgress } from './stage-progress.js';
 import { writingTo } from '../util/output-lock.js';
 
-interface QuantizeFlags {
+interface QuantizeFlags extends GateFlags {
   scheme?: string;
   plan?: string;
   savePlan?: string;
@@ -44,11 +45,11 @@ interface QuantizeFlags {
   batch?: string;
   seed?: string;
   threads?: string;
-  minCosine?: string;
-  minTop1?: string;
-  gate: boolean;
   json?: boolean;
   method?: string;
+  sequential?: boolean;
+  parallel?: boolean;
+  biasTuning?: boolean;
 }
 
 export function registerQuantize(program: Command): void {
@@ -64,7 +65,10 @@ export function registerQuantize(program: Command): void {
     .option('--stats <file>', 'activation statistics written by `onnx-compress calibrate` for this same model file')
     .option('--clip <method>', `static schemes: activation range clipping, ${CLIP_SETTINGS.join(' | ')} (auto, the default: per tensor, the range that least changes the output of the node reading it)`)
     .option('--percentile <p>', `with --clip percentile: percentile of |x| used as the range (default ${DEFAULT_PERCENTILE}; e.g. 99.9, 99.99, 99.999)`)
-    .option('--method <solver>', 'weight solver: rtn (round to nearest, default) or gptq (second-order, layer by layer from the calibration inputs; needs --calib)')
+    .option('--method <solver>', 'weight solver: rtn (round to nearest, default), or layer by layer from the calibration inputs (needs --calib): gptq (second-order) or adaquant (tuned by gradient descent)')
+    .option('--sequential', "gptq, adaquant: each block's inputs from the model with the earlier blocks already quantized (the default)")
+    .option('--parallel', "gptq, adaquant: each block's inputs from the float model")
+    .option('--bias-tuning', "after quantizing, tune the quantized layers' biases and the norm gains against the float model's outputs (KL for language models) on --calib; kept only if a held-out part of the set agrees")
     .option('--bits <n>', "weight bits (default: the scheme's)")
     .option('--block-size <n>', 'weights in blocks of n along the reduction axis (a power of two from 16 to 256; w4 default 32)')
     .option('--asymmetric', 'asymmetric weights (with zero points) instead of symmetric')
@@ -111,9 +115,12 @@ export function registerQuantize(program: Command): void {
       const clip = parseClip(flags);
       const method = flags.method ?? 'rtn';
       if (!(QUANT_METHODS as readonly string[]).includes(method)) throw new OptionError(`--method must be one of ${QUANT_METHODS.join(', ')}, got '${method}'`);
-      if (method === 'gptq' && flags.calib === undefined) throw new OptionError('--method gptq needs --calib SET: its Hessians come from the calibration inputs');
+      if (method !== 'rtn' && flags.calib === undefined) throw new OptionError(`--method ${method} needs --calib SET: it solves each layer from its calibration inputs`);
+      if (flags.sequential && flags.parallel) throw new OptionError('--sequential and --parallel are alternatives: give one');
+      const sequential = flags.sequential ? true : flags.parallel ? false : undefined;
+      if (sequential !== undefined && method === 'rtn') throw new OptionError(`--${sequential ? 'sequential' : 'parallel'} applies to --method gptq|adaquant, not to rtn`);
+      if (flags.biasTuning && flags.calib === undefined) throw new OptionError('--bias-tuning needs --calib SET: it tunes biases and norm gains against the float model on calibration data');
       const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
-      let progress: Progress | undefined;
       const options: QuantizePassOptions = {
         ...schemeOptions,
         out: flags.out,
@@ -121,36 +128,27 @@ export function registerQuantize(program: Command): void {
         ...(flags.stats !== undefined ? { stats: flags.stats } : {}),
         ...(clip ? { clip } : {}),
         ...(method !== 'rtn' ? { method: method as QuantMethod } : {}),
+        ...(sequential !== undefined ? { sequential } : {}),
+        ...(flags.biasTuning ? { biasTuning: true } : {}),
         select: parseSelection(flags),
         session: threads === undefined ? {} : { intraOpThreads: threads },
-        verify: {
-          ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
-          ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
-          ...(flags.gate === false ? { gate: false } : {}),
-        },
-        ...(flags.json
-          ? {}
-          : {
-              onProgress: (_stage: 'calibration', done: number, total: number) => {
-                progress ??= new Progress({ label: 'calibrating', total, unit: 'samples' });
-                progress.update(done);
-              },
-            }),
+        verify: gateSettings(flags),
       };
       // --save-plan is claimed (checked, locked) before the work, not found unwritable after it; the runner claims --out.
       await writingTo([flags.savePlan], async () => {
-        let report: QuantizationRunReport;
-        try {
-          report = await quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, options);
-          progress?.finish();
-        } catch (e) {
-          progress?.abandon();
-          throw e;
-        }
+        const report = await withStageProgress(flags.json, quantizeStage, (onProgress) =>
+          quantizePass(modelPath, flags.scheme ?? { plan: flags.plan! }, { ...options, ...(onProgress ? { onProgress } : {}) }),
+        );
         if (flags.savePlan !== undefined) writeTextAtomically(flags.savePlan, `${JSON.stringify(planFileFrom(report.plan.rows), null, 2)}\n`);
         emit(report, flags, formatQuantize);
       });
     });
+}
+
+/** One bar per stage: calibration in samples, a layer-wise solve in blocks (with its ETA), bias tuning in epochs. */
+function quantizeStage(stage: string): { label: string; unit: string } {
+  if (stage === 'calibration') return { label: 'calibrating', unit: 'samples' };
+  return { label: stage, unit: stage === 'bias tuning' ? 'epochs' : 'blocks' };
 }
 
 /** A plan file sets bits, blocks and symmetry per node: the scheme flags do not apply. */
@@ -281,6 +279,39 @@ function describeParams(r: QuantizationRunReport): string {
   return `${r.scheme.name} (${r.scheme.writer}: ${parts.join(', ')})`;
 }
 
+/** The layer-wise solve in a few lines: the run, then per block its weights' output error before and after. */
+export function layerwiseSummary(plan: QuantizationRunReport['plan']): string[] {
+  const run = plan.layerwise;
+  const layers = plan.layers ?? [];
+  if (!run) return [];
+  const solvedBy = layers.filter((l) => l.solver !== 'rtn');
+  const fallback = layers.length - solvedBy.length;
+  const damped = solvedBy.filter((l) => l.percdamp !== undefined).map((l) => l.percdamp!);
+  const lines = [
+    `  ${run.method} (${run.mode}) on ${solvedBy.length} weights${fallback ? ` (${fallback} rounded to nearest)` : ''} in ${run.blocks.length} blocks (from the ${run.grouping === 'decoder' ? 'decoder structure' : run.grouping === 'residual' ? "graph's residual Adds" : 'nodes'}), ${seconds(run.seconds)}` +
+      `${run.backend ? `, TensorFlow.js ${run.backend} backend` : ''}${damped.length ? `, damping ${Math.min(...damped)}-${Math.max(...damped)} of the mean diagonal` : ''}; ` +
+      `peak captured ${formatBytes(run.peakCapturedBytes)}`,
+  ];
+  const sum = (list: typeof layers, f: (l: (typeof layers)[number]) => number | undefined): number => list.reduce((a, l) => a + (f(l) ?? 0), 0);
+  for (const b of run.blocks) {
+    const mine = layers.filter((l) => l.block === b.name && l.errorBefore !== undefined);
+    const errors = mine.length ? `: output MSE ${sum(mine, (l) => l.errorBefore).toExponential(2)} (RTN) -> ${sum(mine, (l) => l.errorAfter).toExponential(2)} over ${mine.length} weights` : '';
+    lines.push(`    ${b.name}${errors}, ${seconds(b.seconds)}`);
+  }
+  return lines;
+}
+
+/** Bias and norm tuning in one line: what was tuned, the held-out loss in ONNX Runtime before and after, what was kept. */
+export function biasTuningSummary(b: NonNullable<QuantizationRunReport['biasTuning']>): string {
+  const what = [b.parameters.bias && `${b.parameters.bias} biases`, b.parameters.normGain && `${b.parameters.normGain} norm gains`, b.parameters.normBias && `${b.parameters.normBias} norm biases`].filter(Boolean).join(', ');
+  const loss = b.objective === 'kl' ? 'KL' : 'output MSE';
+  return (
+    `  bias tuning of ${what} (${b.parameters.values} values): held-out ${loss} ${b.selection.before.toExponential(3)} -> ${b.selection.after.toExponential(3)} ` +
+    `(${b.split.selectionBatches} of ${b.split.selectionBatches + b.split.tuneBatches} batches), ${b.iterations} Adam steps, best epoch ${b.bestEpoch} of ${b.epochs}, ` +
+    `${b.kept === 'tuned' ? 'tuned values kept' : 'untuned values kept'}, ${seconds(b.seconds)}, TensorFlow.js ${b.backend} backend`
+  );
+}
+
 export function formatQuantize(r: QuantizationRunReport): string {
   const v = r.verification;
   const out = [
@@ -289,15 +320,8 @@ export function formatQuantize(r: QuantizationRunReport): string {
     `  ${r.nodes.quantized} nodes quantized, ${r.nodes.skipped} skipped; weights ${formatBytes(r.weights.bytesBefore)} -> ${formatBytes(r.weights.bytesAfter)} (${ratio(r.weights.ratio)}); ` +
       `file ${formatBytes(r.files.bytesBefore)} -> ${formatBytes(r.files.bytesAfter)} (${ratio(r.files.ratio)})${r.output.externalData ? `, external data ${r.output.externalData.path}` : ''}`,
   ];
-  const layers = r.plan.layers?.filter((l) => l.solver === 'gptq') ?? [];
-  if (layers.length) {
-    const sum = (f: (l: (typeof layers)[number]) => number): number => layers.reduce((a, l) => a + f(l), 0);
-    const fallback = (r.plan.layers?.length ?? 0) - layers.length;
-    out.push(
-      `  GPTQ on ${layers.length} weights${fallback ? ` (${fallback} rounded to nearest)` : ''} in ${seconds(sum((l) => l.seconds ?? 0))}: layer error (tr((W-Q)H(W-Q)ᵀ)/rows) ${sum((l) => l.errorGptq ?? 0).toExponential(3)} vs RTN ${sum((l) => l.errorRtn ?? 0).toExponential(3)} summed; ` +
-        `damping ${Math.min(...layers.map((l) => l.percdamp!))}-${Math.max(...layers.map((l) => l.percdamp!))} of the mean diagonal`,
-    );
-  }
+  out.push(...layerwiseSummary(r.plan));
+  if (r.biasTuning) out.push(biasTuningSummary(r.biasTuning));
   if (r.sqnrDb) out.push(`  weight SQNR: min ${r.sqnrDb.min.toFixed(1)} dB, median ${r.sqnrDb.median.toFixed(1)} dB, mean ${r.sqnrDb.mean.toFixed(1)} dB`);
   if (r.calibration) {
     const c = r.calibration;

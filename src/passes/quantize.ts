@@ -11,9 +11,9 @@ import type { ValueFacts } from '../onnx/value-facts.js';
 import type { OnnxModel } from '../onnx/model.js';
 import type { NodeProto } from '../onnx/types.js';
 import { planFromScheme, plannedActivations, planRows, type PlanOrigin, type PlanRow, type QuantPlan } from '../quantization/plan.js';
-import { readPlanFile } from '../quantization/plan-file.js';
+import { readPlanFile, resolvePlan } from '../quantization/plan-file.js';
 import { ActivationSampler, sampleActivations } from '../calibration/activation-samples.js';
-import { autoActivationRanges, autoClipBlocker, autoSampleRequests, sampleUnitOf, type AutoChoice, type AutoRangeSet } from '../quantization/clip-auto.js';
+import { autoActivationRanges, autoClipBlocker, autoSampleRequests, type AutoChoice, type AutoRangeSet } from '../quantization/clip-auto.js';
 import {
   activationRanges,
   checkClipOptions,
@@ -30,8 +30,11 @@ import {
 import { QuantizationError, QuantOptionError, resolveScheme, type QuantParams, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection, SkippedNode } from '../quantization/select.js';
 import { roundToNearest, type WeightSolver } from '../quantization/solvers.js';
-import { HessianAccumulator } from '../calibration/hessian.js';
-import { DEFAULT_PERCDAMP, gptqSolver, type GptqLayerRecord, type GptqSolver } from '../quantization/gptq.js';
+import { tuneBiases, type BiasTuningReport } from '../quantization/bias-tuning.js';
+import type { AdaquantSolverOptions } from '../quantization/adaquant/index.js';
+import { adaquantMethod, gptqMethod, LAYERWISE_METHODS, QUANT_METHODS, type LayerwiseMethod, type QuantMethod } from '../quantization/layerwise/methods.js';
+import { solveLayerwise, type LayerRecord, type LayerwiseResult, type LayerwiseSummary } from '../quantization/layerwise/run.js';
+import { decoderStructure } from '../quantization/layerwise/structure.js';
 import type { CalibrationSet } from '../calibration/data/index.js';
 import { refuseQuantized, type NodeReport, type OpsetChange } from '../quantization/writers/common.js';
 import { rewriteModel } from '../quantization/writers/index.js';
@@ -40,9 +43,11 @@ import { runFloat16 } from './quantize-fp16.js';
 import type { CalibrationSummary, Pass, PassEnv, PassState } from './types.js';
 
 export interface QuantizeOptions extends SchemeOptions {
-  /** A named scheme (w8a8, w8, w4, w4a8, w4-qdq) or a plan file: exactly one. */
+  /** A named scheme (w8a8, w8, w4, w4a8, w4-qdq) or a plan file, or `allocated`: exactly one. */
   scheme?: string;
   plan?: string;
+  /** The plan an earlier allocate step left in the run's state (a recipe's quantize step with no scheme and no plan). */
+  allocated?: boolean;
   /**
    * Static QDQ: how activation ranges are clipped (a fixed method, or 'auto': chosen per tensor). Default auto,
    * or minmax (with a note) where auto cannot run: range-only statistics, or no calibration set to sample.
@@ -53,17 +58,34 @@ export interface QuantizeOptions extends SchemeOptions {
   calibration?: { data: string; options?: CalibrationOptions };
   /** Or read them from a file `calibrate` wrote for the same model file. */
   stats?: string;
-  /** Weight solver: 'rtn' (round to nearest, the default) or 'gptq' (needs a calibration set). */
+  /** Weight solver: 'rtn' (round to nearest, the default), or a layer-wise one, 'gptq' or 'adaquant' (need a calibration set). */
   method?: QuantMethod;
+  /**
+   * Layer-wise methods: each block's inputs from the model with the earlier blocks already quantized (true, the
+   * default) or from the float model (false).
+   */
+  sequential?: boolean;
+  /**
+   * After the weights are written, tune the quantized layers' biases and the norms' gains and biases against the
+   * float model on the calibration set (src/quantization/bias-tuning.ts); needs a calibration set.
+   */
+  biasTuning?: boolean;
+  /**
+   * AdaQuant's steps, batch and the rows of each input it tunes on (default: DEFAULT_ADAQUANT_OPTIONS,
+   * ADAQUANT_SAMPLE_ROWS). Library callers only, no CLI flag: benchmarks use it to fit a whole-model run in time.
+   */
+  adaquant?: Pick<AdaquantSolverOptions, 'iterations' | 'batchSize' | 'backend'> & { sampleRows?: number };
 }
 
-export const QUANT_METHODS = ['rtn', 'gptq'] as const;
-export type QuantMethod = (typeof QUANT_METHODS)[number];
+export { LAYERWISE_METHODS, QUANT_METHODS, type QuantMethod };
 
 export interface QuantizeReport {
   scheme: { name: QuantParams['scheme'] | 'plan'; writer: QuantParams['writer'] | 'mixed'; params?: QuantParams };
-  /** With GPTQ, per weight: the damping used and the layer's output error proxy for RTN and GPTQ (`layers`). */
-  plan: { origin: PlanOrigin; solver: string; rows: PlanRow[]; layers?: GptqLayerRecord[] };
+  /**
+   * Layer-wise methods: per weight, its block, the output error before (RTN) and after the solver, its seconds and
+   * the method's own figures (GPTQ's damping, AdaQuant's backend) in `layers`; the run itself in `layerwise`.
+   */
+  plan: { origin: PlanOrigin; solver: string; rows: PlanRow[]; layers?: LayerRecord[]; layerwise?: LayerwiseSummary };
   calibration: CalibrationSummary | null;
   /** Static schemes: how ranges were clipped and the range of every activation that was quantized. */
   activations: { method: ClipSetting; percentile?: number; ranges: RangeEntry[]; skipped: { tensor: string; reason: string }[]; choices?: AutoChoice[] } | null;
@@ -72,6 +94,8 @@ export interface QuantizeReport {
   weights: { bytesBefore: number; bytesAfter: number; ratio: number };
   opsetChanges: OpsetChange[];
   irVersion: { from?: number; to?: number };
+  /** Bias and norm tuning (biasTuning): its loss before and after on the held-out selection split, and what was kept. */
+  biasTuning?: BiasTuningReport;
   /** Weights that were behind Constant nodes or constant chains, made initializers before planning; absent when none were. */
   folded?: FoldReport;
   notes: string[];
@@ -94,6 +118,7 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
     const options: QuantizeOptions = {
       ...(scheme !== undefined ? { scheme } : {}),
       ...(plan !== undefined ? { plan } : {}),
+      ...(scheme === undefined && plan === undefined ? { allocated: true } : {}),
       ...(o.has('bits') ? { bits: o.number('bits', { integer: true }) } : {}),
       ...(o.has('blockSize') ? { blockSize: o.number('blockSize', { integer: true }) } : {}),
       ...(o.has('symmetric') ? { symmetric: o.boolean('symmetric') } : {}),
@@ -124,6 +149,8 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
     }
     if (stats !== undefined) options.stats = stats;
     if (o.has('method')) options.method = o.oneOf('method', QUANT_METHODS);
+    if (o.has('sequential')) options.sequential = o.boolean('sequential');
+    if (o.has('biasTuning')) options.biasTuning = o.boolean('biasTuning');
     o.done();
     try {
       checkQuantizeOptions(options);
@@ -134,6 +161,7 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
     return options;
   },
   outputScheme: (options) => checkQuantizeOptions(options),
+  requires: (options) => (options.allocated ? 'allocate' : undefined),
   precheck(options, model) {
     refuseQuantized(model);
     if (options.plan !== undefined) readPlanFile(model, options.plan); // node names, formats and blocks, before calibration
@@ -141,22 +169,41 @@ export const quantizePass: Pass<QuantizeOptions, QuantizeReport> = {
   run: (state, options, env) => runQuantize(state, options, env),
 };
 
+/** The plan an allocate step left; the runner's order check has made sure one ran. */
+function allocatedPlan(model: OnnxModel, state: PassState): QuantPlan {
+  if (!state.plan) throw new QuantOptionError('no scheme, no plan file and no plan from an allocate step before quantize');
+  return resolvePlan(model, state.plan.file, state.plan.source);
+}
+
 /** Everything checkable without the model; throws a QuantOptionError. Returns the scheme's parameters. */
 export function checkQuantizeOptions(options: QuantizeOptions): QuantParams | undefined {
-  if ((options.scheme === undefined) === (options.plan === undefined)) throw new QuantOptionError('give exactly one of a scheme (w8a8, w8, w4, w4a8, w4-qdq) and a plan file');
+  if ([options.scheme, options.plan, options.allocated || undefined].filter((x) => x !== undefined).length !== 1) {
+    throw new QuantOptionError(`give exactly one of a scheme (w8a8, w8, w4, w4a8, w4-qdq) and a plan file${options.allocated ? ', or neither to take the plan of an allocate step before it' : ''}`);
+  }
   if (options.calibration && options.stats) throw new QuantOptionError('--calib and --stats are alternatives: give one');
+  if (options.sequential !== undefined && !(options.method && isLayerwise(options.method))) {
+    throw new QuantOptionError(`--${options.sequential ? 'sequential' : 'parallel'} applies to the layer-wise methods (--method ${LAYERWISE_METHODS.join('|')}), not to ${options.method ?? 'rtn'}`);
+  }
   if (options.clip) checkClipOptions(options.clip);
-  if (options.plan !== undefined) {
+  if (options.plan !== undefined || options.allocated) {
     const given = SCHEME_KEYS.filter((k) => options[k] !== undefined);
     if (given.length) throw new QuantOptionError(`${given.join(', ')}: scheme options do not apply to a plan file, which sets them per node`);
     return undefined;
   }
   const params = resolveScheme(options.scheme!, pickSchemeOptions(options));
-  if (options.method === 'gptq' && params.writer === 'fp16') throw new QuantOptionError(`--method gptq: scheme ${params.scheme} converts to float16 and has no integer weights to solve`);
+  if (options.method && isLayerwise(options.method) && params.writer === 'fp16') throw new QuantOptionError(`--method ${options.method}: scheme ${params.scheme} converts to float16 and has no integer weights to solve`);
+  if (options.method && isLayerwise(options.method) && params.writer === 'dynamic') {
+    throw new QuantOptionError(`--method ${options.method}: scheme ${params.scheme} quantizes activations at run time (dynamic), which a layer-wise solver cannot calibrate for; use rtn, or a static or weight-only scheme`);
+  }
+  if (options.biasTuning && params.writer === 'fp16') throw new QuantOptionError(`--bias-tuning: scheme ${params.scheme} converts to float16 and quantizes no weight whose error tuning could offset`);
   if (options.clip && !params.activations) {
     throw new QuantOptionError(`--clip: scheme ${params.scheme} quantizes weights only; clipping applies to activation ranges (w8a8)`);
   }
   return params;
+}
+
+export function isLayerwise(method: QuantMethod): boolean {
+  return LAYERWISE_METHODS.includes(method);
 }
 
 function pickSchemeOptions(options: QuantizeOptions): SchemeOptions {
@@ -171,7 +218,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   if (params?.writer === 'fp16') return runFloat16(state, options, params, env);
   // Weights stored as Constant nodes or computed from constants (exporters' Transpose, Cast, Reshape... chains)
   // become initializers first, so that the planner finds them; nothing else is touched.
-  const makePlan = (m: OnnxModel): QuantPlan => (params ? planFromScheme(m, params, options.select ?? {}) : readPlanFile(m, options.plan!));
+  const makePlan = (m: OnnxModel): QuantPlan => (params ? planFromScheme(m, params, options.select ?? {}) : options.plan !== undefined ? readPlanFile(m, options.plan) : allocatedPlan(m, state));
   let folding = await foldConstants(state.model, { session: env.session, select: readAt(WEIGHT_INPUTS) });
   let plan = makePlan(folding.model);
   // A folded weight no planned node reads (excluded, skipped, an op the scheme does not rewrite) would stay as the
@@ -185,7 +232,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     plan = { ...makePlan(folding.model), skipped: plan.skipped };
   }
   const model = folding.model;
-  const who = params ? `scheme ${params.scheme}` : `plan ${options.plan}`;
+  const who = params ? `scheme ${params.scheme}` : `plan ${options.plan ?? state.plan?.source}`;
   // Before any calibration, and before complaints about options that only matter once something is quantized.
   if (plan.nodes.length === 0) throw noNodeError(env.modelPath, who, params, plan.skipped);
   const needed = plannedActivations(plan);
@@ -199,9 +246,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   let clip: ClipChoice = options.clip ?? DEFAULT_CLIP;
   // Auto clipping runs each quantized node on samples of its input, kept while the statistics are collected.
   const sampler = clip.method === 'auto' && needed.length > 0 && options.calibration ? new ActivationSampler(autoSampleRequests(plan)) : undefined;
-  // GPTQ's Hessians ride on the statistics run when there is one: one pass over the set, not two.
-  const hessians = options.method === 'gptq' ? hessianAccumulator(plan) : undefined;
-  let hessiansCollected = false;
+  const layerwise = options.method !== undefined && isLayerwise(options.method) ? options.method : undefined;
   if (options.clip && needed.length === 0) throw new QuantOptionError(`--clip: ${who} quantizes no activation; clipping applies to activation ranges`);
   if (options.stats) {
     const file = readStatsFile(options.stats);
@@ -227,11 +272,10 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
         observe: minmaxOnly ? 'minmax' : 'full',
         percentiles: percentile !== undefined && !STANDARD_PERCENTILES.includes(percentile) ? [...STANDARD_PERCENTILES, percentile] : STANDARD_PERCENTILES,
         session: env.session,
-        accumulators: [...(sampler ? [sampler] : []), ...(hessians && hessians.targets.length ? [hessians] : [])],
+        accumulators: sampler ? [sampler] : [],
         onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
       });
       calibrationSeconds = (performance.now() - t) / 1000;
-      hessiansCollected = hessians !== undefined;
       summary = {
         from: 'data',
         path: options.calibration.data,
@@ -243,7 +287,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
         ...(options.calibration.options ? { options: { ...options.calibration.options } } : {}),
       };
       next.statistics = { statistics, summary };
-    } else if (options.method !== 'gptq') {
+    } else if (!layerwise && !options.biasTuning) {
       notes.push(`${who} quantizes weights only: the calibration set is used for verification only`);
     }
   } else if (state.statistics) {
@@ -258,13 +302,13 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
 
   let solver: WeightSolver = roundToNearest;
   let t = performance.now();
-  if (hessians) {
-    if (!hessiansCollected) {
-      const gptqSet = next.calibrationSet ?? state.calibrationSet;
-      if (!gptqSet) throw new QuantOptionError(`${env.modelPath}: --method gptq needs a calibration set for its Hessians: give --calib SET`);
-      await collectHessians(model, hessians, gptqSet, env);
-    }
-    solver = gptqFromHessians(hessians, notes);
+  let solved: LayerwiseResult | undefined;
+  if (layerwise) {
+    const layerSet = next.calibrationSet ?? state.calibrationSet;
+    if (!layerSet) throw new QuantOptionError(`${env.modelPath}: --method ${layerwise} needs a calibration set for its layers' inputs: give --calib SET`);
+    solved = await runLayerwise(model, plan, layerSet, layerwise, options, env);
+    solver = solved.solver;
+    notes.push(...solved.notes);
     calibrationSeconds += (performance.now() - t) / 1000;
     t = performance.now();
   }
@@ -294,13 +338,21 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}), ...(valueFacts ? { valueFacts } : {}) });
   const writeSeconds = (performance.now() - t) / 1000;
   const r = written.report;
-  if ('records' in solver) {
-    for (const l of (solver as GptqSolver).records) {
-      if (l.percdamp !== undefined && l.percdamp > DEFAULT_PERCDAMP) notes.push(`GPTQ: node ${l.node}: Hessian not positive definite at ${DEFAULT_PERCDAMP} damping; damped by ${l.percdamp} of its mean diagonal`);
-    }
-  }
   if (r.nodes.length === 0) throw noNodeError(env.modelPath, who, params, r.skipped);
   next.model = written.model;
+  let biasTuning: BiasTuningReport | undefined;
+  if (options.biasTuning) {
+    const tuneSet = next.calibrationSet ?? state.calibrationSet;
+    if (!tuneSet) throw new QuantOptionError(`${env.modelPath}: --bias-tuning tunes against the float model on calibration data: give --calib SET`);
+    const seed = options.calibration?.options?.seed;
+    const tuned = await tuneBiases(
+      { float: model, written: written.model, plan, solver, set: tuneSet },
+      { session: env.session, ...(seed !== undefined ? { seed } : {}), ...(env.onProgress ? { onEpoch: (done, total) => env.onProgress!('bias tuning', done, total) } : {}) },
+    );
+    next.model = tuned.model;
+    if (tuned.report) biasTuning = tuned.report;
+    notes.push(...tuned.notes);
+  }
   if (params) next.scheme = params;
   const counted = r.nodes.filter((n) => !n.sharedWeight);
   const used = new Set(r.nodes.map((n) => n.activation).filter((a): a is string => a !== undefined));
@@ -308,7 +360,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
     state: next,
     report: {
       scheme: { name: r.scheme, writer: r.writer, ...(params ? { params } : {}) },
-      plan: { origin: plan.origin, solver: solver.name, rows: planRows(plan), ...('records' in solver ? { layers: (solver as GptqSolver).records } : {}) },
+      plan: { origin: plan.origin, solver: solver.name, rows: planRows(plan), ...(solved ? { layers: solved.records, layerwise: solved.summary } : {}) },
       calibration: summary,
       activations: ranges
         ? {
@@ -324,6 +376,7 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
       weights: { ...r.totals, ratio: r.totals.bytesBefore > 0 ? r.totals.bytesAfter / r.totals.bytesBefore : 1 },
       opsetChanges: r.opsetChanges,
       irVersion: r.irVersion,
+      ...(biasTuning ? { biasTuning } : {}),
       ...(folding.model !== state.model ? { folded: folding.report } : {}),
       notes: [...notes, ...r.notes],
       timing: { calibrationSeconds, rangesSeconds, writeSeconds },
@@ -331,34 +384,29 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   };
 }
 
-/** An accumulator of XᵀX for every input a planned MatMul/Gemm reads (rows, or columns where Gemm reads A transposed). */
-function hessianAccumulator(plan: QuantPlan): HessianAccumulator {
-  return new HessianAccumulator(
-    plan.nodes
-      .filter((p) => p.target.op === 'MatMul' || p.target.op === 'Gemm')
-      .map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) === 'columns' ? ('columns' as const) : ('rows' as const) })),
-  );
-}
-
-/** The Hessians in a run of their own over the calibration set (no statistics were collected in this pass). */
-async function collectHessians(model: OnnxModel, acc: HessianAccumulator, set: CalibrationSet, env: PassEnv): Promise<void> {
-  if (acc.targets.length === 0) return;
-  await collectStatistics(model, set, {
-    observe: 'none',
-    accumulators: [acc],
+/**
+ * The layer-wise solve (src/quantization/layerwise/): blocks from the decoder structure when discovery recognises
+ * the graph, sequential unless told otherwise, progress per block.
+ */
+async function runLayerwise(model: OnnxModel, plan: QuantPlan, set: CalibrationSet, method: QuantMethod, options: QuantizeOptions, env: PassEnv): Promise<LayerwiseResult> {
+  const { structure, note } = await decoderStructure(model);
+  const mode = options.sequential === false ? 'parallel' : 'sequential';
+  const seed = options.calibration?.options?.seed;
+  const stage = `${method} (${mode})`;
+  return solveLayerwise(model, plan, set, {
+    method: method === 'adaquant' ? adaquantFor(options.adaquant, seed) : gptqMethod(),
+    mode,
     session: env.session,
-    onProgress: env.onProgress ? (p) => env.onProgress!('calibration', p.samples, p.totalSamples) : undefined,
+    ...(seed !== undefined ? { seed } : {}),
+    ...(structure ? { structure } : {}),
+    ...(note ? { structureNote: note } : {}),
+    ...(env.onProgress ? { onBlock: (done: number, total: number) => env.onProgress!(stage, done, total) } : {}),
   });
 }
 
-/** The GPTQ solver over collected Hessians, with notes for those that are rank-deficient (fewer tokens than inputs: damping decides the rest). */
-function gptqFromHessians(acc: HessianAccumulator, notes: string[]): GptqSolver {
-  acc.finish(); // idempotent; the collector has already called it when it ran
-  for (const tensor of acc.targets) {
-    const h = acc.get(tensor) ?? acc.get(tensor, 'columns');
-    if (h && h.rows < h.k) notes.push(`GPTQ: input ${tensor} has ${h.rows} calibration tokens for ${h.k} inputs: its Hessian is rank-deficient and damping fills the rest; give more --samples`);
-  }
-  return gptqSolver((a) => acc.get(a) ?? acc.get(a, 'columns'));
+function adaquantFor(tuning: QuantizeOptions['adaquant'], seed: number | undefined): LayerwiseMethod {
+  const { sampleRows, ...options } = tuning ?? {};
+  return adaquantMethod({ ...options, ...(seed !== undefined ? { seed } : {}) }, sampleRows);
 }
 
 function noNodeError(modelPath: string, who: string, params: QuantParams | undefined, skipped: readonly SkippedNode[]): QuantizationError {

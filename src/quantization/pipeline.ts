@@ -29,15 +29,22 @@ export interface QuantizePassOptions extends SchemeOptions {
   stats?: string;
   /** Static schemes: how activation ranges are clipped (a fixed method, or 'auto': chosen per tensor); default auto. */
   clip?: ClipChoice;
-  /** Weight solver: 'rtn' (default) or 'gptq' (needs `calibration`). */
+  /** Weight solver: 'rtn' (default), or layer-wise 'gptq' or 'adaquant' (need `calibration`). */
   method?: QuantMethod;
+  /** Layer-wise methods: inputs from the already-quantized earlier blocks (true, the default) or from the float model (false). */
+  sequential?: boolean;
+  /** Tune the quantized layers' biases and the norm gains against the float model (needs `calibration`). */
+  biasTuning?: boolean;
   select?: NodeSelection;
   /** ONNX Runtime threads and execution provider for calibration and verification. */
   session?: SessionChoice;
   /** The quality gate: thresholds below which verification fails (default verify.ts's DEFAULT_GATE), or gate false to accept any result. */
   verify?: Pick<VerifyOptions, 'minCosine' | 'minTop1Agreement' | 'gate'> & { batches?: number };
-  /** Progress of the long steps (calibration batches), for a progress bar. */
-  onProgress?: (stage: 'calibration', done: number, total: number) => void;
+  /**
+   * Progress of the long steps, for a progress bar: 'calibration' (samples), and for layer-wise methods one stage
+   * named after the method and mode, e.g. 'gptq (sequential)' (blocks).
+   */
+  onProgress?: (stage: string, done: number, total: number) => void;
   /**
    * Applied to the written model before it is saved and verified; exists for tests (a broken writer must
    * not leave a file) and experiments, not for normal use.
@@ -63,6 +70,8 @@ export interface QuantizationRunReport {
   nodes: QuantizeReport['nodes'];
   sqnrDb: QuantizeReport['sqnrDb'];
   weights: QuantizeReport['weights'];
+  /** Bias and norm tuning, when asked for and the model had something to tune. */
+  biasTuning?: QuantizeReport['biasTuning'];
   files: { bytesBefore: number; bytesAfter: number; ratio: number };
   opsetChanges: QuantizeReport['opsetChanges'];
   irVersion: QuantizeReport['irVersion'];
@@ -76,7 +85,7 @@ export interface QuantizationRunReport {
  * it into place. Throws a one-line error on bad input; nothing is written unless verification passed.
  */
 export async function quantizePass(modelPath: string, scheme: string | { plan: string }, options: QuantizePassOptions): Promise<QuantizationRunReport> {
-  const { out, calibration, stats, clip, method, select, session = {}, verify = {}, onProgress, transform, ...schemeOptions } = options;
+  const { out, calibration, stats, clip, method, sequential, biasTuning, select, session = {}, verify = {}, onProgress, transform, ...schemeOptions } = options;
   const quantizeOptions: QuantizeOptions = {
     ...(typeof scheme === 'string' ? { scheme } : { plan: scheme.plan }),
     ...schemeOptions,
@@ -84,6 +93,8 @@ export async function quantizePass(modelPath: string, scheme: string | { plan: s
     ...(stats !== undefined ? { stats } : {}),
     ...(clip ? { clip } : {}),
     ...(method ? { method } : {}),
+    ...(sequential !== undefined ? { sequential } : {}),
+    ...(biasTuning ? { biasTuning } : {}),
     ...(select ? { select } : {}),
   };
   const { batches, ...thresholds } = verify;
@@ -93,7 +104,7 @@ export async function quantizePass(modelPath: string, scheme: string | { plan: s
       { pass: quantizeStep, options: quantizeOptions, where: 'quantize' },
       { pass: verifyPass, options: { ...thresholds, ...(batches ? { batches } : {}) }, where: 'verify' },
     ],
-    { out, session, ...(onProgress ? { onProgress: (stage: string, done: number, total: number) => stage === 'calibration' && onProgress('calibration', done, total) } : {}), ...(transform ? { transform } : {}) },
+    { out, session, ...(onProgress ? { onProgress } : {}), ...(transform ? { transform } : {}) },
   );
   const record = (name: string) => run.passes.find((p) => p.pass === name)!;
   const q = record('quantize').report as QuantizeReport;
@@ -113,6 +124,7 @@ export async function quantizePass(modelPath: string, scheme: string | { plan: s
     nodes: q.nodes,
     sqnrDb: q.sqnrDb,
     weights: q.weights,
+    ...(q.biasTuning ? { biasTuning: q.biasTuning } : {}),
     files: { bytesBefore: run.model.bytes, bytesAfter: output.bytes, ratio: output.bytes / run.model.bytes },
     opsetChanges: q.opsetChanges,
     irVersion: q.irVersion,

@@ -11,7 +11,7 @@ import { weightSpec, type NodeFormat, type PlannedNode, type PlanOrigin } from '
 import { dequantize, quantizeWith, sqnrDb, type Quantized } from '../quantizers.js';
 import { QuantizationError, type SchemeName, type SchemeWriter } from '../schemes.js';
 import type { FloatType, SkippedNode, WeightTarget } from '../select.js';
-import type { WeightSolver } from '../solvers.js';
+import type { SolveRequest, WeightSolver } from '../solvers.js';
 
 export type { OpsetChange } from '../../onnx/editor.js';
 
@@ -194,21 +194,28 @@ export interface SolvedWeight {
   sqnrDb: number;
 }
 
-/** Reads the planned node's float weight, marks it superseded and has the solver quantize it. */
-export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
+/** What a solver is asked for a planned node: its float weight (read from the model), spec and axes. */
+export function solveRequest(model: OnnxModel, p: PlannedNode): SolveRequest {
   const t = p.target;
-  ctx.edit.supersede(t.weight.name!);
-  const x = floatValues(ctx.model, t.weight);
-  const solved = ctx.solver.solve({
+  return {
     node: t.label,
     weight: t.weight.name!,
-    values: x,
+    values: floatValues(model, t.weight),
     dims: t.weight.dims,
     spec: weightSpec(p),
     reductionAxis: t.reductionAxis,
     channelAxis: t.channelAxis,
     activation: t.activation,
-  });
+  };
+}
+
+/** Reads the planned node's float weight, marks it superseded and has the solver quantize it. */
+export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
+  const t = p.target;
+  ctx.edit.supersede(t.weight.name!);
+  const request = solveRequest(ctx.model, p);
+  const x = request.values;
+  const solved = ctx.solver.solve(request);
   const q = storedScales(solved, x, floatTypeOf(t));
   return { x, q, sqnrDb: sqnrDb(x, dequantize(q)) };
 }
