@@ -35,6 +35,17 @@ export interface AllocationSolution {
   /** 'optimal': proven; 'feasible': best found with `gap` the proven relative bound; 'infeasible': no assignment fits. */
   status: 'optimal' | 'feasible' | 'infeasible';
   gap?: number;
+  /** A proven lower bound on the optimal objective ('feasible': `gap` = (objective - bound) / max(|objective|, |bound|)). */
+  bound?: number;
+  /**
+   * 'infeasible' only: the fewest bytes of any assignment within the BOPs budget (absent when none meets it); `choice`,
+   * `objective`, `bytes` and `bops` then describe that smallest assignment (or the fewest-BOPs one), which breaks a budget.
+   */
+  minimumBytes?: number;
+  /** 'infeasible' with a BOPs budget only: the fewest BOPs of any assignment. */
+  minimumBops?: number;
+  /** Why the named solver did not run as asked (e.g. an optional package that is not installed), when so. */
+  note?: string;
   solver: string;
   seconds: number;
 }

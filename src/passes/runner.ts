@@ -90,6 +90,8 @@ export function checkOrder(steps: readonly Step[], options: Pick<RunOptions, 'ou
       lastTransform = step;
     }
     if (pass.kind === 'check') firstCheck ??= step;
+    const needed = pass.requires?.(step.options);
+    if (needed && !seen.has(needed)) throw new OptionError(`${step.where}: ${pass.name} with these options takes what the ${needed} pass leaves, and no ${needed} step comes before it`);
     if (pass.readsInputFile && lastTransform) {
       throw new OptionError(`${step.where}: ${pass.name} works on the input model file, so it must come before ${lastTransform.where}`);
     }
@@ -175,7 +177,7 @@ async function runClaimed(modelPath: string, steps: readonly Step[], options: Ru
     // The input's config and tokenizer files travel with the result (output-companions.ts): the checks read the
     // staged copy with them, as users will read the result.
     const saved = saveModel(withCompanionsFor(target, model, original), stagedPath);
-    const companions = stageCompanions(target, original, staging);
+    const companions = stageCompanions(target, original, staging, model);
     const saveSeconds = (performance.now() - t) / 1000;
 
     state = { ...state, model, file: stagedPath };

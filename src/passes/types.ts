@@ -5,6 +5,7 @@
 import type { AnyActivationStatistics } from '../calibration/collect.js';
 import type { CalibrationSet } from '../calibration/data/index.js';
 import type { OnnxModel } from '../onnx/model.js';
+import type { PlanFile } from '../quantization/plan-file.js';
 import type { QuantParams } from '../quantization/schemes.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 
@@ -55,6 +56,8 @@ export interface PassState {
    * evaluation split (openHeldOutSet), else the calibration set itself.
    */
   verificationSet?: CalibrationSet;
+  /** A plan an earlier pass chose (allocate), which a quantize step given no scheme and no plan file writes. */
+  plan?: { file: PlanFile; source: string };
   /** The named scheme the model was quantized with, which gives a transformers.js file name. */
   scheme?: QuantParams;
   /** Check passes: the file they check (the staged output, or the input when nothing is written). */
@@ -76,6 +79,8 @@ export interface Pass<O = unknown, R = unknown> {
   readonly readsInputFile?: boolean;
   /** Transforms that write a named scheme: its parameters, which give the output its transformers.js name. */
   outputScheme?(options: O): QuantParams | undefined;
+  /** The pass an earlier step must be for this step to run with these options (quantize without a plan: allocate). */
+  requires?(options: O): string | undefined;
   /** Checks the options against the input model before any pass runs (passes up to the first transform only). */
   precheck?(options: O, model: OnnxModel): void;
   /** Options from a recipe step (JSON) checked and typed; throws an OptionError that starts with `where`. */
