@@ -18,16 +18,30 @@ export interface AgreementReport {
   outputs: OutputAgreement[];
 }
 
+/**
+ * How the candidate differs in signature from the reference (a pruned decoder: fewer key/value heads in some
+ * layers): its own version of each batch's feeds, and the outputs the two share in meaning and shape.
+ */
+export interface AgreementAdaptation {
+  candidateFeeds?: (feeds: Feeds) => Feeds;
+  outputs?: readonly string[];
+}
+
 /** `batches`: feeds to run both models on, e.g. a tensor set's batches from src/calibration/data. */
-export async function outputAgreement(reference: Session, candidate: Session, batches: AsyncIterable<Feeds> | Iterable<Feeds>): Promise<AgreementReport> {
-  const names = reference.outputNames;
+export async function outputAgreement(
+  reference: Session,
+  candidate: Session,
+  batches: AsyncIterable<Feeds> | Iterable<Feeds>,
+  adapt: AgreementAdaptation = {},
+): Promise<AgreementReport> {
+  const names = adapt.outputs ?? reference.outputNames;
   const missing = names.filter((n) => !candidate.outputNames.includes(n));
   if (missing.length) throw new ModelError(`${candidate.source}: has no output ${missing.map((n) => `'${n}'`).join(', ')} (the reference ${reference.source} has)`);
   const sums = new Map(names.map((n) => [n, { elements: 0, maxAbsDiff: 0, dot: 0, refSq: 0, candSq: 0 }]));
   let index = 0;
   for await (const feeds of batches) {
     const r = await reference.run(feeds);
-    const c = await candidate.run(feeds);
+    const c = await candidate.run(adapt.candidateFeeds ? adapt.candidateFeeds(feeds) : feeds);
     for (const name of names) {
       const a = numbers(fromOrtTensor(r[name]).data);
       const b = numbers(fromOrtTensor(c[name]).data);

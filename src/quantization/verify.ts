@@ -16,13 +16,13 @@
 // seeded token ids, for any other model seeded normal values in float inputs and zeros in integer ones, each
 // symbolic dimension 1.
 import { statSync } from 'node:fs';
-import { env } from 'onnxruntime-node';
+import { env, Tensor } from 'onnxruntime-node';
 import type { CalibrationSet } from '../calibration/data/index.js';
 import { decoderFeeder } from '../calibration/data/decoder-feeds.js';
 import { requiredInputs } from '../calibration/data/model-inputs.js';
 import { compareDecoders } from '../decoding/compare.js';
 import { DecoderSession } from '../decoding/decoder-session.js';
-import { outputAgreement, type OutputAgreement } from '../decoding/output-agreement.js';
+import { outputAgreement, type AgreementAdaptation, type OutputAgreement } from '../decoding/output-agreement.js';
 import type { ScoringSet } from '../decoding/text-set.js';
 import { readSpecialTokens } from '../decoding/special-tokens.js';
 import { textCodecFor } from '../decoding/text-codec.js';
@@ -236,7 +236,7 @@ export async function verifyModel(
 
     let agreement;
     try {
-      agreement = await outputAgreement(reference, candidate, inputs.batches);
+      agreement = await outputAgreement(reference, candidate, inputs.batches, decoders ? cacheAdaptation(decoders) : {});
     } catch (e) {
       throw new VerificationError(`${written}: does not run on the verification batch: ${(e as Error).message}`, undefined, 'runtime');
     }
@@ -313,6 +313,30 @@ async function decoderAgreement([reference, candidate]: [DecoderSession, Decoder
     kl: c.kl,
     top1Agreement: c.top1Agreement,
     perplexity: { original: c.reference.perplexity, quantized: c.candidate.perplexity },
+  };
+}
+
+/**
+ * A structurally pruned decoder keeps fewer key/value heads in some layers: it is fed empty caches of its own
+ * shape, and its caches are compared only where their shape is the original's (the logits always are).
+ */
+function cacheAdaptation([reference, candidate]: [DecoderSession, DecoderSession]): AgreementAdaptation {
+  const theirs = new Map(candidate.signature.cache.map((s) => [s.past, s]));
+  const differs = reference.signature.cache.filter((s) => theirs.get(s.past)?.emptyShape.join(',') !== s.emptyShape.join(','));
+  if (differs.length === 0) return {};
+  const skipped = new Set(differs.map((s) => s.present));
+  return {
+    outputs: reference.session.outputNames.filter((n) => !skipped.has(n)),
+    candidateFeeds: (feeds) => {
+      const own = { ...feeds };
+      for (const s of differs) {
+        const fed = feeds[s.past];
+        const slot = theirs.get(s.past);
+        if (!fed || !slot || fed.size !== 0) continue; // only empty pasts are verification inputs
+        own[s.past] = new Tensor(fed.type, (fed.type === 'float16' ? new Uint16Array(0) : new Float32Array(0)) as never, [fed.dims[0], ...slot.emptyShape.slice(1)]);
+      }
+      return own;
+    },
   };
 }
 
