@@ -13,6 +13,7 @@ import { Session, type Feeds, type SessionOptions } from '../runtime/session.js'
 import { KvCache, kvSlots, type KvSlot } from './kv-cache.js';
 import { Logits } from './logits.js';
 import { readSpecialTokens, type SpecialTokens } from './special-tokens.js';
+import { optimizedMarker } from '../optimize/marker.js';
 
 export interface DecoderOptions extends SessionOptions {
   /**
@@ -57,7 +58,17 @@ export interface LoadedFile {
   model: OnnxModel;
 }
 
+/** Where a session's steps spent their time: inside ONNX Runtime's run, and in all (feeds, cache, logits). */
+export interface DecoderTiming {
+  steps: number;
+  forwardSeconds: number;
+  runSeconds: number;
+}
+
 export class DecoderSession {
+  /** Accumulated over every forward/logitsOf call; the difference is the decode loop's own overhead. */
+  readonly timing: DecoderTiming = { steps: 0, forwardSeconds: 0, runSeconds: 0 };
+
   private constructor(
     readonly session: Session,
     readonly signature: DecoderSignature,
@@ -65,6 +76,8 @@ export class DecoderSession {
     readonly special: SpecialTokens,
     readonly vocab: number,
     private readonly useCache: boolean,
+    /** GroupQueryAttention (an optimized model) masks from sequence lengths only: padded rows would be wrong. */
+    private readonly refusesPadding: boolean,
   ) {}
 
   /** Opens a decoder from a file or a model object; fails with a one-line message if it is not one. */
@@ -83,7 +96,7 @@ export class DecoderSession {
     try {
       const signature = readSignature(session, description);
       const vocab = vocabOf(session, signature, description);
-      return new DecoderSession(session, signature, description, readSpecialTokens(object), vocab, useCache);
+      return new DecoderSession(session, signature, description, readSpecialTokens(object), vocab, useCache, refusesPadding(object));
     } catch (e) {
       await session.dispose();
       throw e;
@@ -104,6 +117,7 @@ export class DecoderSession {
    * padded with the pad id. With a state, every row gets the same number of new tokens.
    */
   async forward(tokens: readonly (readonly number[])[], state?: DecoderState): Promise<DecoderStep> {
+    const started = performance.now();
     const added = state ? this.extend(state, tokens) : leftPad(tokens, this.special.pad, this.source);
     this.checkTokens(tokens);
     const newCount = state ? tokens[0].length : added.tokens[0].length;
@@ -115,16 +129,20 @@ export class DecoderSession {
     const all = Logits.fromTensor(outputs[this.signature.logits], `${this.source}: output '${this.signature.logits}'`);
     const logits = all.length === newCount ? all : lastPositions(all, newCount);
     const cache = cached ? KvCache.fromOutputs(this.signature.cache, outputs, this.source) : null;
+    this.timing.forwardSeconds += (performance.now() - started) / 1000;
     return { logits, state: { ...added, cache } };
   }
 
   /** Logits at every position of fresh sequences (left-padded when ragged), with no cache kept: for scoring. */
   async logitsOf(tokens: readonly (readonly number[])[]): Promise<Logits> {
+    const started = performance.now();
     this.checkTokens(tokens);
     const { tokens: rows, mask } = leftPad(tokens, this.special.pad, this.source);
     const past = this.signature.cache.length ? KvCache.empty(this.signature.cache, rows.length) : null;
     const outputs = await this.run(rows, mask, 0, past, false);
-    return Logits.fromTensor(outputs[this.signature.logits], `${this.source}: output '${this.signature.logits}'`);
+    const logits = Logits.fromTensor(outputs[this.signature.logits], `${this.source}: output '${this.signature.logits}'`);
+    this.timing.forwardSeconds += (performance.now() - started) / 1000;
+    return logits;
   }
 
   async dispose(): Promise<void> {
@@ -135,10 +153,8 @@ export class DecoderSession {
     if (tokens.length !== state.tokens.length) throw new OptionError(`${this.source}: a step of ${tokens.length} rows on a batch of ${state.tokens.length}`);
     const n = tokens[0]?.length ?? 0;
     if (n === 0 || tokens.some((r) => r.length !== n)) throw new OptionError(`${this.source}: every row of a step needs the same number (>= 1) of new tokens`);
-    return {
-      tokens: state.tokens.map((row, i) => [...row, ...tokens[i]]),
-      mask: state.mask.map((row) => [...row, ...new Array<number>(n).fill(1)]),
-    };
+    const ones = new Array<number>(n).fill(1);
+    return { tokens: state.tokens.map((row, i) => row.concat(tokens[i])), mask: state.mask.map((row) => row.concat(ones)) };
   }
 
   private checkTokens(tokens: readonly (readonly number[])[]): void {
@@ -154,25 +170,40 @@ export class DecoderSession {
     const sig = this.signature;
     const batch = rows.length;
     const total = rows[0].length;
-    const positions = mask.map(positionsFromMask);
+    const positions = mask.map((m) => positionsFromMask(m, feedFrom));
     const longest = Math.max(...positions.map((p) => p[p.length - 1] + 1));
     const max = this.maxPositions;
     if (max !== null && longest > max) throw new OptionError(`${this.source}: a sequence of ${longest} tokens is longer than the model's ${max} positions`);
+    if (this.refusesPadding && mask.some((m) => m.includes(0))) {
+      throw new OptionError(`${this.source}: an optimized model (GroupQueryAttention) cannot run a batch with padding: give prompts of one length, or one at a time`);
+    }
 
-    const feeds: Feeds = { [sig.inputIds.name]: intTensor(sig.inputIds.type, rows.map((r) => r.slice(feedFrom)), [batch, total - feedFrom]) };
+    const feeds: Feeds = { [sig.inputIds.name]: intTensor(sig.inputIds.type, rows, [batch, total - feedFrom], feedFrom) };
     if (sig.attentionMask) feeds[sig.attentionMask.name] = intTensor(sig.attentionMask.type, mask, [batch, total]);
-    if (sig.positionIds) feeds[sig.positionIds.name] = intTensor(sig.positionIds.type, positions.map((p) => p.slice(feedFrom)), [batch, total - feedFrom]);
+    if (sig.positionIds) feeds[sig.positionIds.name] = intTensor(sig.positionIds.type, positions, [batch, total - feedFrom]);
     if (sig.useCacheBranch) feeds[sig.useCacheBranch] = new Tensor('bool', Uint8Array.from([past && past.length > 0 ? 1 : 0]), [1]);
     if (sig.cache.length) Object.assign(feeds, (past ?? KvCache.empty(sig.cache, batch)).tensors);
     const fetches = fetchPresents ? [sig.logits, ...sig.cache.map((s) => s.present)] : [sig.logits];
-    return this.session.run(feeds, fetches);
+    const started = performance.now();
+    try {
+      return await this.session.run(feeds, fetches);
+    } finally {
+      this.timing.runSeconds += (performance.now() - started) / 1000;
+      this.timing.steps++;
+    }
   }
 }
 
-/** Hugging Face's position ids: the count of real tokens before each position; padding gets 1 (it is masked). */
-function positionsFromMask(mask: readonly number[]): number[] {
+/**
+ * Hugging Face's position ids of positions `from`.. of a row: the count of real tokens before each position;
+ * padding gets 1 (it is masked).
+ */
+function positionsFromMask(mask: readonly number[], from = 0): number[] {
   let seen = 0;
-  return mask.map((m) => (m ? seen++ : 1));
+  for (let i = 0; i < from; i++) seen += mask[i] ? 1 : 0;
+  const out = new Array<number>(mask.length - from);
+  for (let i = from; i < mask.length; i++) out[i - from] = mask[i] ? seen++ : 1;
+  return out;
 }
 
 function leftPad(rows: readonly (readonly number[])[], pad: number, source: string): Omit<DecoderState, 'cache'> {
@@ -184,9 +215,26 @@ function leftPad(rows: readonly (readonly number[])[], pad: number, source: stri
   };
 }
 
-function intTensor(type: IntType, rows: readonly (readonly number[])[], dims: number[]): Tensor {
-  const flat = rows.flat();
-  return type === 'int64' ? new Tensor('int64', BigInt64Array.from(flat, BigInt), dims) : new Tensor('int32', Int32Array.from(flat), dims);
+/** Columns `from`.. of every row as one tensor, written straight into the typed array (no intermediate arrays). */
+function intTensor(type: IntType, rows: readonly (readonly number[])[], dims: number[], from = 0): Tensor {
+  const width = rows[0].length - from;
+  if (type === 'int32') {
+    const out = new Int32Array(rows.length * width);
+    rows.forEach((r, b) => {
+      for (let i = 0; i < width; i++) out[b * width + i] = r[from + i];
+    });
+    return new Tensor('int32', out, dims);
+  }
+  const out = new BigInt64Array(rows.length * width);
+  rows.forEach((r, b) => {
+    for (let i = 0; i < width; i++) out[b * width + i] = BigInt(r[from + i]);
+  });
+  return new Tensor('int64', out, dims);
+}
+
+/** An optimized model whose attention is GroupQueryAttention says so in its metadata (src/optimize/marker.ts). */
+function refusesPadding(model: OnnxModel): boolean {
+  return optimizedMarker(model)?.paddedBatches === false;
 }
 
 /** The last `n` positions of every row, copied into a block of their own. */
