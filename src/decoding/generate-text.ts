@@ -3,8 +3,8 @@
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { DecoderSession } from './decoder-session.js';
 import { generate, type StopReason } from './generate.js';
-import { textCodecFor } from './text-codec.js';
-import { TextStream } from './text-stream.js';
+import { promptIds, textCodecFor } from './text-codec.js';
+import { textHooks } from './text-stream.js';
 
 export interface GenerateTextOptions {
   maxNewTokens: number;
@@ -19,15 +19,31 @@ export interface GenerateTextOptions {
   onText?: (text: string) => void;
 }
 
-export interface GenerateReport {
-  model: string;
+/** What a prompt's continuation reports, by plain or speculative decoding. */
+export interface Continuation {
   prompt: string;
   /** Prompt ids as the model read them (BOS included). */
   promptTokens: number[];
   text: string;
   tokens: number[];
   stopReason: StopReason;
-  sampling: { temperature: number; topK: number; topP: number; seed: number | null };
+  sampling: ReportedSampling;
+}
+
+/** The sampling settings as reported: the seed is null under greedy decoding, which uses none. */
+export interface ReportedSampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number | null;
+}
+
+export function reportedSampling(temperature: number, topK: number, topP: number, seed: number | undefined): ReportedSampling {
+  return { temperature, topK, topP, seed: temperature === 0 ? null : (seed ?? null) };
+}
+
+export interface GenerateReport extends Continuation {
+  model: string;
   prefillSeconds: number;
   decodeSeconds: number;
   /** New tokens per second of the decode phase (the first new token comes from the prefill). */
@@ -41,19 +57,17 @@ export async function generateText(model: string | OnnxModel, prompt: string, op
   const decoder = await DecoderSession.open(loaded, { intraOpThreads: threads });
   try {
     const codec = textCodecFor(loaded, decoder.vocab);
-    const bos = decoder.special.bos;
-    let promptTokens = codec.encode(prompt);
-    if (bos !== null && promptTokens[0] !== bos) promptTokens = [bos, ...promptTokens];
-    const stream = new TextStream(codec);
+    const promptTokens = promptIds(codec, prompt, decoder.special.bos);
+    const streamed = textHooks(codec, onText);
     const result = await generate(decoder, [promptTokens], {
       maxNewTokens,
       temperature,
       topK,
       topP,
       ...(seed !== undefined ? { seed } : {}),
-      ...(onText ? { onToken: (token: number) => onText(stream.push(token)) } : {}),
+      ...streamed.hooks,
     });
-    if (onText) onText(stream.flush());
+    streamed.end();
     const tokens = result.tokens[0];
     return {
       model: typeof model === 'string' ? model : loaded.source,
@@ -62,7 +76,7 @@ export async function generateText(model: string | OnnxModel, prompt: string, op
       text: codec.decode(tokens),
       tokens,
       stopReason: result.stopReasons[0],
-      sampling: { temperature, topK, topP, seed: temperature === 0 ? null : (seed ?? null) },
+      sampling: reportedSampling(temperature, topK, topP, seed),
       prefillSeconds: result.prefillSeconds,
       decodeSeconds: result.decodeSeconds,
       decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / result.decodeSeconds : null,

@@ -6,6 +6,7 @@
 import { Tensor } from 'onnxruntime-node';
 import type { DecoderSummary } from '../onnx/decoder-info.js';
 import { ModelError } from '../onnx/model.js';
+import { OptionError } from '../errors.js';
 
 export type KvKind = 'key' | 'value';
 export type KvElementType = 'float32' | 'float16';
@@ -123,5 +124,27 @@ export class KvCache {
       tensors[s.past] = t;
     }
     return new KvCache(slots, tensors, Math.max(length, 0));
+  }
+
+  /**
+   * The cache of the first `length` tokens of every row: what a speculative decoder rolls back to once the
+   * target has rejected the draft's later tokens. Copies; the cache it came from stays valid.
+   */
+  truncate(length: number): KvCache {
+    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new OptionError(`cannot truncate a cache of ${this.length} tokens to ${length}`);
+    if (length === this.length) return this;
+    const tensors: Record<string, Tensor> = {};
+    for (const s of this.slots) {
+      const t = this.tensors[s.past];
+      const dims = t.dims.map((d, i) => (i === s.sequenceAxis ? length : d));
+      // Rows of `inner` contiguous elements repeat `outer` times along the sequence axis; keep the first `length`.
+      const inner = t.dims.slice(s.sequenceAxis + 1).reduce((a, d) => a * d, 1);
+      const outer = t.dims.slice(0, s.sequenceAxis).reduce((a, d) => a * d, 1);
+      const from = t.data as Float32Array | Uint16Array;
+      const to = new (from.constructor as Float32ArrayConstructor | Uint16ArrayConstructor)(outer * length * inner);
+      for (let o = 0; o < outer; o++) to.set(from.subarray(o * this.length * inner, (o * this.length + length) * inner), o * length * inner);
+      tensors[s.past] = new Tensor(s.type, to, dims);
+    }
+    return new KvCache(this.slots, tensors, length);
   }
 }

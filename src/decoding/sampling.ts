@@ -19,17 +19,25 @@ export type TokenChooser = (logits: Float32Array) => number;
 
 /** Checks the options and returns the function that picks each next token. */
 export function tokenChooser(options: SamplingOptions): TokenChooser {
-  const { temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new OptionError(`temperature must be a number >= 0, got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new OptionError(`top-k must be a whole number >= 0, got ${topK}`);
-  if (!(topP > 0 && topP <= 1)) throw new OptionError(`top-p must be in (0, 1], got ${topP}`);
+  const { temperature, topK, topP, seed } = samplingSettings(options);
   if (temperature === 0) return argmax;
   const random = seededRandom(seed);
   return (logits) => sample(logits, temperature, topK, topP, random());
 }
 
-/** One draw, `u` uniform in [0, 1). Exposed for tests of the trimming rules. */
-export function sample(logits: Float32Array, temperature: number, topK: number, topP: number, u: number): number {
+/**
+ * The distribution a sampler draws from, after temperature, top-k and top-p: the kept token ids (most likely
+ * first when top-k or top-p ordered them) and their unnormalised weights, which sum to `total`. Speculative
+ * decoding applies this same processing to the target's and the draft's logits, so both sides of its
+ * acceptance test are the distributions plain sampling would draw from.
+ */
+export interface TokenDistribution {
+  ids: number[];
+  weights: number[];
+  total: number;
+}
+
+export function tokenDistribution(logits: Float32Array, temperature: number, topK: number, topP: number): TokenDistribution {
   const candidates = topK > 0 && topK < logits.length ? largest(logits, topK) : allIndices(logits, topP < 1);
   // Unnormalised probabilities relative to the best candidate: exp of a non-positive number cannot overflow.
   let max = -Infinity;
@@ -43,12 +51,31 @@ export function sample(logits: Float32Array, temperature: number, topK: number, 
     for (kept = 0; kept < candidates.length && mass < topP * total; kept++) mass += weights[kept];
     total = mass;
   }
+  return { ids: candidates.slice(0, kept), weights: weights.slice(0, kept), total };
+}
+
+/** The options checked, with their defaults filled in. */
+export function samplingSettings(options: SamplingOptions): Required<SamplingOptions> {
+  const { temperature = 0, topK = 0, topP = 1, seed = 0 } = options;
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new OptionError(`temperature must be a number >= 0, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new OptionError(`top-k must be a whole number >= 0, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new OptionError(`top-p must be in (0, 1], got ${topP}`);
+  return { temperature, topK, topP, seed };
+}
+
+/** One draw, `u` uniform in [0, 1). Exposed for tests of the trimming rules. */
+export function sample(logits: Float32Array, temperature: number, topK: number, topP: number, u: number): number {
+  return draw(tokenDistribution(logits, temperature, topK, topP), u);
+}
+
+/** The token a uniform `u` in [0, 1) picks from a distribution. */
+export function draw({ ids, weights, total }: TokenDistribution, u: number): number {
   let target = u * total;
-  for (let k = 0; k < kept; k++) {
+  for (let k = 0; k < ids.length; k++) {
     target -= weights[k];
-    if (target < 0) return candidates[k];
+    if (target < 0) return ids[k];
   }
-  return candidates[kept - 1]; // u * total rounded up to the total
+  return ids[ids.length - 1]; // u * total rounded up to the total
 }
 
 /** Every index, sorted by logit (descending) only when top-p needs the order. */

@@ -44,6 +44,12 @@ export function textCodecFor(model: OnnxModel, vocab: number): TextCodec {
   };
 }
 
+/** A prompt's ids as a decoder reads them: the tokenizer's, with the model's BOS put in front where the tokenizer left it out. */
+export function promptIds(codec: Pick<TextCodec, 'encode'>, text: string, bos: number | null): number[] {
+  const ids = codec.encode(text);
+  return bos !== null && ids[0] !== bos ? [bos, ...ids] : ids;
+}
+
 const isByte = (id: number): boolean => id >= 0 && id < 256;
 
 function decodeBytes(ids: readonly number[]): string {

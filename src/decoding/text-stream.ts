@@ -30,3 +30,13 @@ export class TextStream {
     return out;
   }
 }
+
+/**
+ * A generator's per-token hook that hands `onText` the text as it settles, and `end` for what is left once the
+ * generator returns; no hook (and nothing to end) without `onText`.
+ */
+export function textHooks(codec: Pick<TextCodec, 'decode'>, onText: ((text: string) => void) | undefined): { hooks: { onToken?: (token: number) => void }; end: () => void } {
+  if (!onText) return { hooks: {}, end: () => {} };
+  const stream = new TextStream(codec);
+  return { hooks: { onToken: (token) => onText(stream.push(token)) }, end: () => onText(stream.flush()) };
+}
