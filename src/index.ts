@@ -26,9 +26,28 @@ export { planFromScheme, plannedActivations, planRows, type QuantPlan, type Plan
 export { readPlanFile, resolvePlan, planFileFrom, type PlanFile, type PlanEntry } from './quantization/plan-file.js';
 export { roundToNearest, type WeightSolver, type SolveRequest } from './quantization/solvers.js';
 export { rewriteModel, quantizeModel, type WriterResult, type WriterReport, type NodeReport } from './quantization/writers/index.js';
+export { tuneBiases, tunableParameters, type BiasTuningOptions, type BiasTuningReport } from './quantization/bias-tuning.js';
 export { activationRanges, type ClipOptions } from './quantization/ranges.js';
 export { quantizePass as quantize, type QuantizePassOptions, type QuantizationRunReport } from './quantization/pipeline.js';
 export { verifyModel, VerificationError, type VerificationReport } from './quantization/verify.js';
+
+// Structured pruning
+export { applyScores, scoreUnits, PRUNE_METHODS, type PruneMethod, type MethodScores, type PruneOutcome } from './pruning/prune.js';
+export { allocate, DEFAULT_GAMMA, type Allocation } from './pruning/allocate.js';
+export { saliencyScores, objectiveGradients, type SaliencyObjective } from './pruning/saliency.js';
+export { selectByKl, parseCandidates, type Candidate, type CandidateResult } from './pruning/kl-select.js';
+export { prunePass, type PruneOptions, type PruneReport } from './passes/prune.js';
+
+// Bit allocation: per-layer sensitivity, the integer program, the plan for quantize --plan
+export { allocate as allocateBits, allocateFor, PlanLossMeter, markPareto, ALLOCATION_REPORT_FORMAT, type AllocateOptions, type AllocateReport, type AllocationSummary, type AllocatedLayer, type SweepPoint } from './allocation/allocate.js';
+export { parseBudget, budgetTotalBytes, type Budget, type ModelSizes } from './allocation/budget.js';
+export { parseCandidates as parseBitCandidates, candidateLabel, type CandidateSpec } from './allocation/candidates.js';
+export { measureSensitivity, type SensitivityTable, type SensitivityOptions, type LayerSensitivity } from './allocation/sensitivity.js';
+export { readSensitivityFile, writeSensitivityFile } from './allocation/sensitivity-file.js';
+export { allocationPlanFile } from './allocation/plan-writer.js';
+export { solveAllocation, ALLOCATION_SOLVERS, DEFAULT_ALLOCATION_SOLVER } from './allocation/solvers/index.js';
+export type { AllocationProblem, AllocationSolution, AllocationSolver } from './allocation/problem.js';
+export { allocatePass, type AllocatePassOptions } from './passes/allocate.js';
 
 // Passes and recipes
 export { runSteps as compress, runPass, checkOrder, type CompressReport, type RunOptions } from './passes/runner.js';
@@ -39,6 +58,8 @@ export type { Pass, PassEnv, PassState, PassKind, Step } from './passes/types.js
 // Evaluation and decoding
 export { evaluateModel, type EvalOptions, type EvalReport } from './decoding/evaluate.js';
 export { generateText, type GenerateTextOptions, type GenerateReport } from './decoding/generate-text.js';
+export { optimizeDecoder, type OptimizeOptions, type OptimizeReport } from './optimize/optimize.js';
+export { optimizedMarker, OPTIMIZED_KEY, type OptimizedMarker } from './optimize/marker.js';
 export { DecoderSession } from './decoding/decoder-session.js';
 
 // Reports

@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { InferenceSession } from 'onnxruntime-node';
-import { PASSES } from '../src/passes/registry.js';
+import { PASSES, PASS_NAMES } from '../src/passes/registry.js';
 import { chromiumSkipReason, dumpDom } from './support/chromium.js';
 import { BIN, cli, cliInProcess, oneLineError } from './support/cli.js';
 
@@ -287,8 +287,8 @@ describe('compress: bad input, one line naming the recipe and step, nothing writ
     [
       'unknown pass',
       {
-        recipe: { passes: [{ pass: 'quantize', scheme: 'w4' }, { pass: 'prune', sparsity: 0.5 }] },
-        message: (r) => new RegExp(`recipe ${r}: passes\\[1\\]: unknown pass 'prune' \\(known: calibrate, compare-calib, quantize, verify, evaluate\\)`),
+        recipe: { passes: [{ pass: 'quantize', scheme: 'w4' }, { pass: 'distill', epochs: 1 }] },
+        message: (r) => new RegExp(`recipe ${r}: passes\\[1\\]: unknown pass 'distill' \\(known: ${PASS_NAMES.join(', ')}\\)`),
         code: 'bad-option',
       },
     ],

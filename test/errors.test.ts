@@ -71,8 +71,8 @@ describe('error classes', () => {
       for (const entry of readdirSync(d, { withFileTypes: true })) {
         const p = join(d, entry.name);
         if (entry.isDirectory()) walk(p);
-        // observer-worker.js runs only as a worker thread (it throws when imported from the main thread).
-        else if (entry.name.endsWith('.js') && entry.name !== 'observer-worker.js') files.push(p);
+        // Worker-thread entry points (observer-worker.js, sensitivity-worker.js) throw when imported from the main thread.
+        else if (entry.name.endsWith('.js') && !entry.name.endsWith('-worker.js')) files.push(p);
       }
     };
     walk(SRC);

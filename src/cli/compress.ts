@@ -4,26 +4,25 @@
 import type { Command } from 'commander';
 import { readRecipe } from '../passes/recipe.js';
 import { PASSES } from '../passes/registry.js';
-import { runSteps, type CompressReport, type RunOptions } from '../passes/runner.js';
+import { runSteps, type CompressReport } from '../passes/runner.js';
 import type { EvalReport } from '../decoding/evaluate.js';
+import type { PruneReport } from '../passes/prune.js';
 import type { QuantizeReport } from '../passes/quantize.js';
 import { DEFAULT_GATE, describeGate, type VerificationReport } from '../quantization/verify.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { compressDocument } from '../report/sections/compress.js';
-import { fraction, positiveWholeNumber } from './options.js';
+import { positiveWholeNumber } from './options.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { emit, formatBytes } from './output.js';
-import { Progress } from './progress.js';
+import { gateSettings, type GateFlags } from './gate-flags.js';
+import { withStageProgress } from './stage-progress.js';
 import { writingTo } from '../util/output-lock.js';
 
-interface CompressFlags {
+interface CompressFlags extends GateFlags {
   recipe: string;
   out?: string;
   threads?: string;
   html?: string;
-  minCosine?: string;
-  minTop1?: string;
-  gate: boolean;
   json?: boolean;
 }
 
@@ -55,47 +54,21 @@ export function registerCompress(program: Command): void {
     .action(async (modelPath: string, flags: CompressFlags) => {
       const recipe = readRecipe(flags.recipe);
       const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
-      const verify = gateFlags(flags);
+      const verify = gateSettings(flags); // laid over the recipe's verify steps
       await writingTo([flags.html], async () => {
-        let progress: { stage: string; bar: Progress } | undefined;
-        let report: CompressReport;
-        try {
-          report = await runSteps(modelPath, recipe.steps, {
+        const report = await withStageProgress(flags.json, (stage) => ({ unit: stage === 'calibration' ? 'samples' : 'steps' }), (onProgress) =>
+          runSteps(modelPath, recipe.steps, {
             ...(flags.out !== undefined ? { out: flags.out } : {}),
             session: threads ? { intraOpThreads: threads } : {},
             recipe: { ...(recipe.name ? { name: recipe.name } : {}), path: flags.recipe },
-            ...(verify ? { verify } : {}),
-            ...(flags.json
-              ? {}
-              : {
-                  onProgress: (stage: string, done: number, total: number) => {
-                    if (progress?.stage !== stage) {
-                      progress?.bar.finish();
-                      progress = { stage, bar: new Progress({ label: stage, total, unit: stage === 'calibration' ? 'samples' : 'steps' }) };
-                    }
-                    progress.bar.update(done);
-                  },
-                }),
-          });
-          progress?.bar.finish();
-        } catch (e) {
-          progress?.bar.abandon();
-          throw e;
-        }
+            ...(Object.keys(verify).length ? { verify } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          }),
+        );
         if (flags.html) writeReportFile(flags.html, await renderReport(compressDocument(report)));
         emit(report, flags, (r) => formatCompress(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
       });
     });
-}
-
-/** The quality-gate flags as verify pass options laid over the recipe's; undefined when none was given. */
-function gateFlags(flags: CompressFlags): RunOptions['verify'] {
-  const verify: NonNullable<RunOptions['verify']> = {
-    ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
-    ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
-    ...(flags.gate === false ? { gate: false } : {}),
-  };
-  return Object.keys(verify).length ? verify : undefined;
 }
 
 export function formatCompress(r: CompressReport): string {
@@ -129,6 +102,10 @@ function passLine(pass: string, report: unknown): string {
       if (e.comparison) parts.push(`top-1 agreement ${(100 * e.comparison.top1Agreement).toFixed(2)}%`);
       if (e.agreement) parts.push('outputs compared with the reference');
       return parts.join('; ');
+    }
+    case 'prune': {
+      const p = report as PruneReport;
+      return `${p.method} at sparsity ${p.sparsity}: ${p.attention.pruned} of ${p.attention.total} attention groups, ${p.mlp.pruned} of ${p.mlp.total} MLP neurons; attention + MLP parameters ${p.params.kept} (target ${Math.round(p.params.targetKept)})`;
     }
     case 'calibrate':
       return `${String(r.tensors)} tensors, ${String(r.samples)} samples, ${String(r.tokens)} tokens`;

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { OnnxCompressError } from '../errors.js';
 import { removePendingTemporaries } from '../util/atomic.js';
+import { registerAllocate } from './allocate.js';
 import { registerCalibrate } from './calibrate.js';
 import { registerCompareCalib } from './compare-calib.js';
 import { registerCompress } from './compress.js';
@@ -12,9 +13,13 @@ import { registerConvert } from './convert.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerInspect } from './inspect.js';
+import { registerOptimize } from './optimize.js';
+import { registerPrune } from './prune.js';
 import { registerQuantize } from './quantize.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
+import { registerSpeculate } from './speculate.js';
+import { registerDraft } from './draft.js';
 import { CONFORMANCE, EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { packageVersion } from './version.js';
 
@@ -27,16 +32,21 @@ const EXAMPLES = [
   `run ${CONFORMANCE}/node/test_relu/model.onnx --inputs ${CONFORMANCE}/node/test_relu/test_data_set_0 --out ${X}/relu-outputs --compare`,
   `calibrate ${SAMPLE_LLAMA} --data prose --out ${X}/stats.json --samples 32`,
   `quantize ${SAMPLE_LLAMA} --scheme w8a8 --calib prose --samples 128 --seq-len 128 --out ${X}/tiny-w8a8.onnx`,
+  `allocate ${SAMPLE_LLAMA} --calib prose --budget 4.25bits --candidates 2,4,8 --samples 4 --out ${X}/tiny-alloc-plan.json`,
   `compress ${SAMPLE_LLAMA} --recipe recipes/w8a8-prose.json --out ${X}/tiny-w8a8-recipe.onnx`,
+  `optimize ${SAMPLE_LLAMA} --out ${X}/tiny-llama-optimized.onnx`,
   `compare-calib ${SAMPLE_LLAMA} --sets prose code nonsense --eval prose code --html ${X}/calib.html --json > ${X}/calib.json`,
   `eval ${X}/tiny-w8a8.onnx --reference ${SAMPLE_LLAMA} --data prose --max-tokens 20000`,
+  `prune ${SAMPLE_LLAMA} --sparsity 0.2 --method magnitude --no-gate --out ${X}/tiny-pruned.onnx`,
   `generate ${SAMPLE_LLAMA} --prompt "Call me Ishmael." --max-new-tokens 32`,
+  `speculate ${SAMPLE_LLAMA} --draft ${X}/tiny-w8a8.onnx --prompt "Call me Ishmael." --max-new-tokens 32`,
+  `draft ${SAMPLE_LLAMA} --scheme w4 --out ${X}/tiny-draft-q4.onnx --gamma-sweep 1..4 --prompt-count 1`,
   `report ${X}/calib.json --out ${X}/calib-from-json.html`,
 ];
 
 export function buildProgram(): Command {
   const program = new Command('onnx-compress')
-    .description('Post-training compression of ONNX models: inspect, calibrate, quantize, evaluate and decode.')
+    .description('Post-training compression of ONNX models: inspect, calibrate, quantize, allocate bits, prune, optimize decoders, evaluate and decode (speculatively too).')
     .version(packageVersion(), '--version', 'print the version of onnx-compress')
     .option('--verbose', 'print stack traces and extra detail on errors')
     .showHelpAfterError('(run onnx-compress --help for usage)')
@@ -46,10 +56,15 @@ export function buildProgram(): Command {
   registerRun(program);
   registerCalibrate(program);
   registerQuantize(program);
+  registerPrune(program);
+  registerAllocate(program);
   registerCompress(program);
+  registerOptimize(program);
   registerCompareCalib(program);
   registerEval(program);
   registerGenerate(program);
+  registerSpeculate(program);
+  registerDraft(program);
   registerReport(program);
   return program;
 }

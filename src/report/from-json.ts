@@ -7,6 +7,7 @@ import { OnnxCompressError } from '../errors.js';
 import { COMPARE_KIND, COMPARE_VERSION, type CompareCalibReport } from '../calibration/compare.js';
 import type { WriterReport } from '../quantization/writers/common.js';
 import { reportMeta } from './meta.js';
+import { allocateDocument, isAllocateReport } from './sections/allocate.js';
 import { calibrateDocument, isCalibrateReport } from './sections/calibrate.js';
 import { compareCalibDocument } from './sections/compare-calib.js';
 import { compressDocument, isCompressReport } from './sections/compress.js';
@@ -14,9 +15,9 @@ import { evalDocument, isEvalReport } from './sections/eval.js';
 import { isQuantizationRunReport, isWriterReport, quantizationDocument, quantizationRunDocument } from './sections/quantization.js';
 import type { ReportDocument, ReportMeta } from './types.js';
 
-export type ReportKind = 'compare-calib' | 'quantize' | 'eval' | 'calibrate' | 'compress';
+export type ReportKind = 'compare-calib' | 'quantize' | 'eval' | 'calibrate' | 'compress' | 'allocate';
 
-export const REPORT_KINDS: readonly ReportKind[] = ['compare-calib', 'quantize', 'eval', 'calibrate', 'compress'];
+export const REPORT_KINDS: readonly ReportKind[] = ['compare-calib', 'quantize', 'eval', 'calibrate', 'compress', 'allocate'];
 
 /** A JSON file this command cannot turn into a page, said in one line. */
 export class ReportInputError extends OnnxCompressError {
@@ -52,6 +53,7 @@ export function documentFromJson(json: unknown, source = 'report'): { kind: Repo
   }
 
   if (isCompressReport(o)) return { kind: 'compress', document: compressDocument(o) };
+  if (isAllocateReport(o)) return { kind: 'allocate', document: allocateDocument(o, meta ?? renderedMeta()) };
   if (isQuantizationRunReport(o)) return { kind: 'quantize', document: quantizationRunDocument(o) };
   const writer = o.kind === 'quantize' || o.kind === undefined || typeof o.kind !== 'string' ? findWriterReport(o) : undefined;
   if (writer) {

@@ -7,9 +7,13 @@ import { COMPRESS_REPORT_FORMAT, type CompressReport, type PassRecord } from '..
 import type { VerificationReport } from '../../quantization/verify.js';
 import { formatBytes } from '../format.js';
 import type { ReportDocument, Section } from '../types.js';
+import type { AllocateReport } from '../../allocation/allocate.js';
+import { allocateSections } from './allocate.js';
 import { calibrateSections, isCalibrateReport } from './calibrate.js';
 import { compareCalibSections } from './compare-calib.js';
 import { evalSections } from './eval.js';
+import { pruneSections } from './prune.js';
+import type { PruneReport } from '../../passes/prune.js';
 import { calibrationSections, quantizationSections, verificationSections, writerReportOf } from './quantization.js';
 
 export function isCompressReport(x: unknown): x is CompressReport {
@@ -54,6 +58,10 @@ function passSections(p: PassRecord, r: CompressReport): Section[] {
       const files = r.output ? { fileBytes: { before: r.model.bytes, after: r.output.bytes } } : {};
       return [heading, ...quantizationSections(writerReportOf(q), { model: r.model.path, ...(r.output ? { output: r.output.path } : {}), ...files }), ...calibrationSections(q)];
     }
+    case 'prune':
+      return [heading, ...pruneSections(p.report as PruneReport)];
+    case 'allocate':
+      return [heading, ...allocateSections(p.report as AllocateReport)];
     case 'verify':
       return [heading, ...verificationSections(p.report as VerificationReport)];
     case 'evaluate':
