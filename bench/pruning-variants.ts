@@ -22,9 +22,9 @@ import { loadModel, type OnnxModel } from '../src/onnx/model.js';
 import { normaliseScores, type ScoreNormalisation } from '../src/pruning/normalize.js';
 import { applyScores, scoreUnits, type MethodScores, type PruneMethod } from '../src/pruning/prune.js';
 import { pruneDecoder } from '../src/pruning/surgery.js';
-import type { UnitScores } from '../src/pruning/units.js';
 import { discoverDecoderStructure } from '../src/structure/discover.js';
 import { machineFacts } from './support/machine.js';
+import { readScoreCache, writeScoreCache } from './support/score-cache.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODELS = { tiny: 'models/tiny-llama/onnx/model.onnx', large: '../shared/models/byte-llama-12m/onnx/model.onnx' };
@@ -64,13 +64,6 @@ function args() {
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
-function toJson(s: UnitScores) {
-  return { attention: s.attention.map((a) => Array.from(a)), mlp: s.mlp.map((a) => Array.from(a)) };
-}
-function fromJson(s: { attention: number[][]; mlp: number[][] }): UnitScores {
-  return { attention: s.attention.map((a) => Float64Array.from(a)), mlp: s.mlp.map((a) => Float64Array.from(a)) };
-}
-
 async function prosePerplexity(model: OnnxModel, tokens: number, threads: number): Promise<number> {
   const decoder = await DecoderSession.open(model, { intraOpThreads: threads });
   try {
@@ -91,15 +84,14 @@ async function benchModel(key: 'tiny' | 'large', a: ReturnType<typeof args>) {
   const scored = new Map<PruneMethod, MethodScores>();
   for (const method of a.methods) {
     const cache = `/tmp/h13-scores-${key}-${method}-${a.samples}.json`;
-    if (existsSync(cache)) {
-      const c = JSON.parse(readFileSync(cache, 'utf8'));
-      if (method === 'flap') {
-        // FLAP's compensation needs the channel statistics: recompute them (ONNX Runtime, quick).
-        scored.set(method, await scoreUnits(model, structure, method, set, { session: { intraOpThreads: a.threads } }));
-      } else scored.set(method, { method, scores: fromJson(c.scores), seconds: c.seconds });
-    } else {
+    const cached = readScoreCache(cache);
+    if (cached && method === 'flap') {
+      // FLAP's compensation needs the channel statistics: recompute them (ONNX Runtime, quick).
+      scored.set(method, await scoreUnits(model, structure, method, set, { session: { intraOpThreads: a.threads } }));
+    } else if (cached) scored.set(method, { method, ...cached });
+    else {
       const s = await scoreUnits(model, structure, method, set, { session: { intraOpThreads: a.threads } });
-      writeFileSync(cache, JSON.stringify({ scores: toJson(s.scores), seconds: s.seconds }));
+      writeScoreCache(cache, s);
       scored.set(method, s);
     }
     log(`${key}: ${method} scored (${scored.get(method)!.seconds.toFixed(1)} s)`);
