@@ -11,7 +11,6 @@ import { DecoderSession } from '../src/decoding/decoder-session.js';
 import { generate } from '../src/decoding/generate.js';
 import { checkDraftFits, predictedSpeedup, speculativeGenerate, type Gamma } from '../src/decoding/speculative.js';
 import { verifySampled, type SampledVerifier } from '../src/decoding/speculative-verify.js';
-import { PASSES } from '../src/passes/registry.js';
 import { quantizePass } from '../src/quantization/pipeline.js';
 import { chiSquareTest } from './support/chi-square.js';
 import { cli, cliInProcess, oneLineError } from './support/cli.js';
@@ -261,8 +260,4 @@ test('draft --scheme w4 --json: a sweep per γ, the draft written and usable by 
   const s = cli('speculate', LLAMA, '--draft', out, '--prompt', 'Call me', '--max-new-tokens', '8', '--json');
   assert.equal(s.code, 0, s.stderr);
 
-});
-
-test('draft --sparsity says so clearly while no prune pass is registered', { skip: PASSES.prune ? 'the prune pass exists' : false }, () => {
-  assert.match(oneLineError(cli('draft', LLAMA, '--sparsity', '0.5', '--out', join(dir, 'x.onnx'))), /--sparsity: this build has no prune pass yet/);
 });

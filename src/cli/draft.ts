@@ -7,7 +7,7 @@ import type { SpeculativeMeasurement } from '../decoding/speculative-measure.js'
 import { MAX_GAMMA, type Gamma } from '../decoding/speculative.js';
 import { OptionError } from '../errors.js';
 import { readRecipe } from '../passes/recipe.js';
-import { PASSES, PASS_NAMES } from '../passes/registry.js';
+import { PASSES } from '../passes/registry.js';
 import type { Step } from '../passes/types.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { draftDocument } from '../report/sections/speculative.js';
@@ -60,7 +60,6 @@ function flagCandidate(flags: DraftFlags): DraftCandidate | null {
   if (flags.sparsity !== undefined) {
     const sparsity = fraction(flags.sparsity, '--sparsity');
     const prune = PASSES.prune;
-    if (!prune) throw new OptionError(`--sparsity: this build has no prune pass yet (passes: ${PASS_NAMES.join(', ')}); make drafts with --scheme or --recipe`);
     const raw = { pass: 'prune', sparsity, ...(flags.calib !== undefined ? { calib: flags.calib } : {}) };
     steps.push({ pass: prune, options: prune.parse(raw, '--sparsity'), where: 'prune' });
     parts.push(`sparsity ${sparsity}`);
