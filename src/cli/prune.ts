@@ -14,12 +14,13 @@ import { BACKEND_CHOICES, type BackendChoice } from '../runtime/tf/index.js';
 import { EXAMPLES_DIR, examplesText, SAMPLE_LLAMA } from './examples.js';
 import { decimal, fraction, positiveWholeNumber, wholeNumber } from './options.js';
 import { emit, formatBytes, table } from './output.js';
-import { Progress } from './progress.js';
+import { gateSettings, type GateFlags } from './gate-flags.js';
+import { withStageProgress } from './stage-progress.js';
 import { renderReport, writeReportFile } from '../report/html.js';
 import { compressDocument } from '../report/sections/compress.js';
 import { writingTo } from '../util/output-lock.js';
 
-interface PruneFlags {
+interface PruneFlags extends GateFlags {
   sparsity: string;
   method: string;
   gamma?: string;
@@ -38,9 +39,6 @@ interface PruneFlags {
   backend?: string;
   out: string;
   threads?: string;
-  minCosine?: string;
-  minTop1?: string;
-  gate: boolean;
   html?: string;
   json?: boolean;
 }
@@ -95,34 +93,14 @@ export function registerPrune(program: Command): void {
       const options = pruneOptions(flags);
       const threads = flags.threads === undefined ? undefined : positiveWholeNumber(flags.threads, '--threads');
       await writingTo([flags.html], async () => {
-        let progress: { stage: string; bar: Progress } | undefined;
-        let report: CompressReport;
-        try {
-          report = await runSteps(modelPath, [{ pass: prunePass, options, where: prunePass.name }], {
+        const report = await withStageProgress(flags.json, () => ({ unit: 'samples' }), (onProgress) =>
+          runSteps(modelPath, [{ pass: prunePass, options, where: prunePass.name }], {
             out: flags.out,
             session: threads ? { intraOpThreads: threads } : {},
-            verify: {
-              ...(flags.minCosine !== undefined ? { minCosine: fraction(flags.minCosine, '--min-cosine') } : {}),
-              ...(flags.minTop1 !== undefined ? { minTop1Agreement: fraction(flags.minTop1, '--min-top1') } : {}),
-              ...(flags.gate === false ? { gate: false } : {}),
-            },
-            ...(flags.json
-              ? {}
-              : {
-                  onProgress: (stage: string, done: number, total: number) => {
-                    if (progress?.stage !== stage) {
-                      progress?.bar.finish();
-                      progress = { stage, bar: new Progress({ label: stage, total, unit: 'samples' }) };
-                    }
-                    progress.bar.update(done);
-                  },
-                }),
-          });
-          progress?.bar.finish();
-        } catch (e) {
-          progress?.bar.abandon();
-          throw e;
-        }
+            verify: gateSettings(flags),
+            ...(onProgress ? { onProgress } : {}),
+          }),
+        );
         if (flags.html) writeReportFile(flags.html, await renderReport(compressDocument(report)));
         emit(pruneRunReport(report), flags, (r) => formatPrune(r) + (flags.html ? `\n\nwrote ${flags.html}` : ''));
       });
