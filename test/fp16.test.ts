@@ -20,7 +20,8 @@ import { DataType, type ModelProto } from '../src/onnx/types.js';
 import { convertToFloat16 } from '../src/quantization/fp16.js';
 import { quantizePass } from '../src/quantization/pipeline.js';
 import { resolveScheme, type SchemeName } from '../src/quantization/schemes.js';
-import { quantizeModel } from '../src/quantization/writers/index.js';
+import { packMatMulNBits, quantizeModel } from '../src/quantization/writers/index.js';
+import { roundToNearest, type WeightSolver } from '../src/quantization/solvers.js';
 import { fromOrtTensor, toOrtTensor } from '../src/runtime/ort-tensor.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { mulberry32 } from './support/prng.js';
@@ -187,6 +188,36 @@ describe('float16 and bfloat16 models quantized as they are', () => {
       for (const s of scales) assert.equal(s.dataType, DataType.FLOAT16, `${scheme}: ${s.name} is not float16`);
       if (scheme === 'w8a8') assert.ok((proto.opsetImport.find((o) => !o.domain)?.version ?? 0) >= 19, 'float16 scales need opset 19');
     }
+  });
+
+  it("a layer-wise solver's codes are written as solved in a float16 graph (only its scales are rounded)", () => {
+    const model = new OnnxModel(fp16Layers(), undefined, 'fixture');
+    // A solver whose codes differ from round to nearest's wherever a step up fits, as GPTQ's do.
+    const shifted: WeightSolver = {
+      name: 'shifted',
+      solve(r) {
+        const q = roundToNearest.solve(r);
+        const top = 2 ** q.spec.bits - 1;
+        return { ...q, codes: q.codes.map((c) => (c < top ? c + 1 : c)) };
+      },
+    };
+    let expected: Uint8Array | undefined;
+    const recording: WeightSolver = {
+      name: 'shifted',
+      solve(r) {
+        const q = shifted.solve(r);
+        if (r.node === 'matmul') expected = packMatMulNBits(q, 0).b;
+        return q;
+      },
+    };
+    const proto = quantizeModel(model, 'w4', { select: { include: ['matmul'] }, solver: recording }).model.proto;
+    const node = proto.graph!.node.find((n) => n.opType === 'MatMulNBits')!;
+    const b = proto.graph!.initializer.find((t) => t.name === node.input[1])!;
+    assert.ok(expected, 'the solver saw the MatMul');
+    assert.deepEqual(Buffer.from(b.rawData!), Buffer.from(expected!), "the written codes are the solver's");
+    const rtn = quantizeModel(model, 'w4', { select: { include: ['matmul'] } }).model.proto;
+    const bRtn = rtn.graph!.initializer.find((t) => t.name === node.input[1])!;
+    assert.notDeepEqual(Buffer.from(bRtn.rawData!), Buffer.from(expected!), 'control: round to nearest writes other codes');
   });
 
   it('bf16 weights behind Cast(to float32): folded, quantized, no float32 copy of the weight', async (t) => {

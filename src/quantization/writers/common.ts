@@ -11,7 +11,7 @@ import { weightSpec, type NodeFormat, type PlannedNode, type PlanOrigin } from '
 import { dequantize, quantizeWith, sqnrDb, type Quantized } from '../quantizers.js';
 import { QuantizationError, type SchemeName, type SchemeWriter } from '../schemes.js';
 import type { FloatType, SkippedNode, WeightTarget } from '../select.js';
-import type { SolveRequest, WeightSolver } from '../solvers.js';
+import { roundToNearest, type SolveRequest, type WeightSolver } from '../solvers.js';
 
 export type { OpsetChange } from '../../onnx/editor.js';
 
@@ -216,7 +216,7 @@ export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
   const request = solveRequest(ctx.model, p);
   const x = request.values;
   const solved = ctx.solver.solve(request);
-  const q = storedScales(solved, x, floatTypeOf(t));
+  const q = storedScales(solved, x, floatTypeOf(t), ctx.solver === roundToNearest);
   return { x, q, sqnrDb: sqnrDb(x, dequantize(q)) };
 }
 
@@ -225,15 +225,16 @@ export function solveWeight(ctx: RewriteContext, p: PlannedNode): SolvedWeight {
 const MIN_FLOAT16 = 2 ** -24;
 
 /**
- * The codes for scales as they will be stored: in a float16/bfloat16 graph the scales are rounded to that type
- * and the codes re-derived for the rounded scales, so what the model dequantizes is what the SQNR measures.
- * Float32 scales are stored as solved.
+ * The scales as they will be stored: in a float16/bfloat16 graph they are rounded to that type. Round to
+ * nearest's codes are re-derived for the rounded scales (the nearest codes for what is stored); a layer-wise
+ * solver's codes are kept, since they were chosen against the layer's inputs and re-rounding would undo that
+ * (the scale moves by at most half a float16 ulp). Float32 scales are stored as solved.
  */
-function storedScales(q: Quantized, x: Float32Array, dtype: FloatType): Quantized {
+function storedScales(q: Quantized, x: Float32Array, dtype: FloatType, rederive: boolean): Quantized {
   if (dtype === DataType.FLOAT) return q;
   const scales = roundTo(dtype, q.scales);
   for (let i = 0; i < scales.length; i++) if (scales[i] === 0 && q.scales[i] !== 0) scales[i] = MIN_FLOAT16;
-  return quantizeWith(x, q.dims, q.spec, scales, q.zeroPoints);
+  return rederive ? quantizeWith(x, q.dims, q.spec, scales, q.zeroPoints) : { ...q, scales };
 }
 
 /** Cache key of a weight written once for every node that reads it with the same spec. */
