@@ -258,14 +258,17 @@ interface CnnRow {
   quantize: ChildResult;
 }
 
-/** The CNNs: the generated small ResNet (held-out images), and the conformance Conv2d (its one recorded input). */
-function cnnModels(work: string): { name: string; model: string; calibration: string; evaluation: string; evaluationNote: string }[] {
+/**
+ * The CNNs: the generated small ResNet (held-out images), and the conformance Conv2d (its one recorded input; its
+ * input has a fixed batch of 2, so its samples are not stacked: batch 1).
+ */
+function cnnModels(work: string): { name: string; model: string; calibration: string; evaluation: string; evaluationNote: string; batchSize: number }[] {
   const generated = writeSmallCnn(join(work, 'cnn'), CNN_CALIBRATION_IMAGES);
   const held = writeSmallCnn(join(work, 'cnn-eval'), CNN_EVAL_IMAGES, 12);
   const conv = '/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d';
   return [
-    { name: 'small-resnet', model: generated.model, calibration: generated.data, evaluation: held.data, evaluationNote: `${CNN_EVAL_IMAGES} held-out generated images` },
-    ...(existsSync(conv) ? [{ name: 'conformance test_Conv2d', model: join(conv, 'model.onnx'), calibration: conv, evaluation: conv, evaluationNote: 'its recorded input (also the calibration input)' }] : []),
+    { name: 'small-resnet', model: generated.model, calibration: generated.data, evaluation: held.data, evaluationNote: `${CNN_EVAL_IMAGES} held-out generated images`, batchSize: 16 },
+    ...(existsSync(conv) ? [{ name: 'conformance test_Conv2d', model: join(conv, 'model.onnx'), calibration: conv, evaluation: conv, evaluationNote: 'its recorded input (also the calibration input)', batchSize: 1 }] : []),
   ];
 }
 
@@ -274,7 +277,7 @@ async function benchCnns(args: Args, work: string, rows: CnnRow[], onRow: () => 
   for (const m of cnnModels(work)) {
     const model = loadModel(m.model);
     const output = model.graph.output[0].name!;
-    const set = await openCalibrationSet(m.evaluation, model, { batchSize: 16 });
+    const set = await openCalibrationSet(m.evaluation, model, { batchSize: m.batchSize });
     const batches: Feeds[] = [];
     for await (const b of set.batches()) batches.push(b);
     const reference = await Session.create(model, { intraOpThreads: args.threads });

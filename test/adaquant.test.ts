@@ -1,15 +1,24 @@
 // AdaQuant (src/quantization/adaquant/) against exhaustive rounding search on a tiny weight, its tfjs gradients
 // against finite differences of a plain-JS re-implementation of the same loss, every weight format on held-out
-// rows, Conv layers scored by ONNX Runtime, determinism, and bad input.
+// rows, Conv layers scored by ONNX Runtime, the Gram form (XᵀX) against the row form and against the output error
+// on the rows themselves, the tuned bias stored in a written tiny-gpt2 checked in ONNX Runtime, determinism, and
+// bad input.
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { Tensor } from 'onnxruntime-node';
 import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
-import { OnnxModel } from '../src/onnx/model.js';
+import { loadModel, OnnxModel } from '../src/onnx/model.js';
+import { tensorValues } from '../src/onnx/tensor.js';
 import { DataType } from '../src/onnx/types.js';
 import { adaquantLayer, adaquantSolver, type AdaquantOptions, type LayerInputs } from '../src/quantization/adaquant/index.js';
+import { GramProblem } from '../src/quantization/adaquant/gram-problem.js';
 import { LayerProblem } from '../src/quantization/adaquant/problem.js';
+import { quantizePass } from '../src/quantization/pipeline.js';
 import { codeRange, dequantize, quantize, type QuantSpec, type Quantized } from '../src/quantization/quantizers.js';
 import { QuantizationError } from '../src/quantization/schemes.js';
 import type { SolveRequest } from '../src/quantization/solvers.js';
@@ -161,12 +170,12 @@ describe('AdaQuant gradients against finite differences of a plain-JS loss', () 
       // interior code and a rounding remainder; v follows from them.
       const g = normal(14);
       const random = mulberry32(15);
-      const pad = problem.v.size - k * n;
+      const pad = problem.params.v.size - k * n;
       assert.equal(pad, n, 'the padded block adds one row of zeros');
       const blocks = 3;
       const group = (kk: number, nn: number) => Math.floor(kk / 2) * n + nn;
-      const lInit = Float32Array.from({ length: problem.l.size }, () => 0.1 * g());
-      const vInit = new Float32Array(problem.v.size);
+      const lInit = Float32Array.from({ length: problem.params.l.size }, () => 0.1 * g());
+      const vInit = new Float32Array(problem.params.v.size);
       for (let e = 0; e < k * n; e++) {
         const gi = group(Math.floor(e / n), e % n);
         const code = qmin + 1 + Math.floor(random() * (qmax - qmin - 1));
@@ -174,10 +183,10 @@ describe('AdaQuant gradients against finite differences of a plain-JS loss', () 
       }
       const bInit = Float32Array.from({ length: n }, () => 0.1 * g());
       const lxInit = 0.05;
-      problem.v.assign(tf.tensor(vInit, problem.v.shape));
-      problem.l.assign(tf.tensor(lInit, problem.l.shape));
-      problem.b!.assign(tf.tensor(bInit));
-      problem.lx!.assign(tf.scalar(lxInit));
+      problem.params.v.assign(tf.tensor(vInit, problem.params.v.shape));
+      problem.params.l.assign(tf.tensor(lInit, problem.params.l.shape));
+      problem.params.b!.assign(tf.tensor(bInit));
+      problem.params.lx!.assign(tf.scalar(lxInit));
 
       // The same loss in plain JS, float64, in the problem's parameterisation; the rounding offsets are frozen
       // at the point, which is what the straight-through estimator differentiates.
@@ -229,7 +238,7 @@ describe('AdaQuant gradients against finite differences of a plain-JS loss', () 
       const tfLoss = tf.tidy(() => problem.loss().dataSync()[0]);
       assert.ok(Math.abs(tfLoss - jsLoss) <= 1e-4 * jsLoss, `loss: tfjs ${tfLoss}, plain JS ${jsLoss}`);
 
-      const r = tf.variableGrads(() => problem.loss(), [problem.v, problem.l, problem.b!, problem.lx!]);
+      const r = tf.variableGrads(() => problem.loss(), [problem.params.v, problem.params.l, problem.params.b!, problem.params.lx!]);
       const grads: Record<string, Float64Array> = Object.fromEntries(Object.entries(r.grads).map(([name, t]) => [name, Float64Array.from(t.dataSync())]));
       tf.dispose([r.value, ...Object.values(r.grads)]);
       const h = 1e-5;
@@ -248,11 +257,11 @@ describe('AdaQuant gradients against finite differences of a plain-JS loss', () 
         c[i] += d;
         return c;
       };
-      check('weights', grads[problem.v.name], (i) => central((d) => loss(bump(point.v, i, d), point.l, point.b, point.lx)), k * n);
-      assert.ok(grads[problem.v.name].slice(k * n).every((v) => v === 0), 'the padding has no gradient');
-      check('scales', grads[problem.l.name], (i) => central((d) => loss(point.v, bump(point.l, i, d), point.b, point.lx)), blocks * n);
-      check('bias', grads[problem.b!.name], (i) => central((d) => loss(point.v, point.l, bump(point.b, i, d), point.lx)), n);
-      check('input scale', grads[problem.lx!.name], () => central((d) => loss(point.v, point.l, point.b, point.lx + d)), 1);
+      check('weights', grads[problem.params.v.name], (i) => central((d) => loss(bump(point.v, i, d), point.l, point.b, point.lx)), k * n);
+      assert.ok(grads[problem.params.v.name].slice(k * n).every((v) => v === 0), 'the padding has no gradient');
+      check('scales', grads[problem.params.l.name], (i) => central((d) => loss(point.v, bump(point.l, i, d), point.b, point.lx)), blocks * n);
+      check('bias', grads[problem.params.b!.name], (i) => central((d) => loss(point.v, point.l, bump(point.b, i, d), point.lx)), n);
+      check('input scale', grads[problem.params.lx!.name], () => central((d) => loss(point.v, point.l, point.b, point.lx + d)), 1);
     } finally {
       problem.dispose();
     }
@@ -460,5 +469,171 @@ describe('AdaQuant on bad input', () => {
 
   it('refuses options that cannot run', () => {
     assert.throws(() => adaquantLayer(request(randomValues(k * n, 57), [k, n], s, 0, 1), { kind: 'matmul', x: correlatedRows(rows, k, 58), rows }, { batchSize: 0 }), error(/batchSize must be a positive integer/, 'bad-option'));
+  });
+});
+
+/** Mean x xᵀ and mean x over the rows, in float64: the Gram form's inputs, computed here from the rows. */
+function moments(x: Float32Array, rows: number, k: number): { h: Float64Array; mean: Float64Array } {
+  const h = new Float64Array(k * k);
+  const mean = new Float64Array(k);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < k; i++) {
+      mean[i] += x[r * k + i] / rows;
+      for (let j = 0; j < k; j++) h[i * k + j] += (x[r * k + i] * x[r * k + j]) / rows;
+    }
+  }
+  return { h, mean };
+}
+
+/** Mean over rows and outputs of (x·q + b - (x·w + b0))², in float64, straight from the rows (weights [K, N] or [N, K]). */
+function layerOutputMse(x: Float32Array, k: number, rows: number, w: ArrayLike<number>, q: ArrayLike<number>, dims: number[], reductionAxis: number, delta?: ArrayLike<number>): number {
+  const n = dims[1 - reductionAxis];
+  const at = (kk: number, nn: number) => (reductionAxis === 0 ? kk * n + nn : nn * k + kk);
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < n; j++) {
+      let d = delta ? delta[j] : 0;
+      for (let kk = 0; kk < k; kk++) d += x[r * k + kk] * (q[at(kk, j)] - w[at(kk, j)]);
+      sum += d * d;
+    }
+  }
+  return sum / (rows * n);
+}
+
+describe('AdaQuant Gram form (XᵀX) against the row form and the rows', () => {
+  const k = 24;
+  const n = 10;
+  const rows = 300;
+  // Inputs with a non-zero mean, so the bias's cross term matters.
+  const x = correlatedRows(rows, k, 71).map((v, i) => v + 0.5 + 0.1 * (i % k));
+  const { h, mean } = moments(x, rows, k);
+  const layouts = [
+    { label: 'MatMul [K, N]', dims: [k, n], reductionAxis: 0 },
+    { label: 'Gemm transB [N, K]', dims: [n, k], reductionAxis: 1 },
+  ];
+  for (const layout of layouts) {
+    for (const withBias of [false, true]) {
+      it(`${layout.label}, ${withBias ? 'with' : 'without'} a bias: the same normaliser, loss, gradients and candidate error`, () => {
+        const { dims, reductionAxis } = layout;
+        const w = randomValues(k * n, 72, 0.3);
+        const bias = withBias ? randomValues(n, 73, 0.5) : undefined;
+        const s = spec({ bits: 3, signed: false, symmetric: false, granularity: { kind: 'block', axis: reductionAxis, blockSize: 8 } });
+        const rtn = quantize(w, dims, s);
+        const { qmin, qmax } = codeRange(3, false);
+        const shape = { dims, reductionAxis, outputs: n };
+        const row = new LayerProblem(shape, w, rtn, { kind: 'matmul', x, rows, ...(bias ? { bias } : {}) }, qmin, qmax);
+        const gram = new GramProblem(shape, w, rtn, { h, mean, rows, ...(bias ? { bias } : {}) }, qmin, qmax);
+        try {
+          const close = (what: string, a: number, b: number, tol: number) => assert.ok(Math.abs(a - b) <= tol * Math.max(Math.abs(a), Math.abs(b)), `${what}: Gram ${a}, rows ${b}`);
+          close('mean squared output', gram.meanSquare, row.meanSquare, 1e-5);
+          // A point away from round to nearest: weights, scales and bias all moved, the same in both problems.
+          const g = normal(74);
+          const v = tf.tidy(() => tf.add(row.params.v, tf.tensor(Float32Array.from({ length: row.params.v.size }, () => 0.4 * g()), row.params.v.shape)));
+          const l = tf.tensor(Float32Array.from({ length: row.params.l.size }, () => 0.1 * g()), row.params.l.shape);
+          const b = tf.tensor(Float32Array.from({ length: n }, () => 0.2 * g()));
+          for (const p of [row, gram]) {
+            p.params.v.assign(v);
+            p.params.l.assign(l);
+            p.params.b?.assign(b);
+          }
+          tf.dispose([v, l, b]);
+          close('loss', tf.tidy(() => gram.loss().dataSync()[0]), tf.tidy(() => row.loss().dataSync()[0]), 1e-4);
+          const grads = (p: LayerProblem | GramProblem) => {
+            const vars = [p.params.v, p.params.l, ...(p.params.b ? [p.params.b] : [])];
+            const r = tf.variableGrads(() => p.loss(), vars);
+            const out = vars.map((t) => Float64Array.from(r.grads[t.name].dataSync()));
+            tf.dispose([r.value, ...Object.values(r.grads)]);
+            return out;
+          };
+          const [gg, gr] = [grads(gram), grads(row)];
+          gg.forEach((a, i) => {
+            const scale = Math.max(...gr[i].map(Math.abs));
+            assert.ok(scale > 0);
+            a.forEach((value, j) => assert.ok(Math.abs(value - gr[i][j]) <= 1e-3 * scale, `gradient ${i}[${j}]: Gram ${value}, rows ${gr[i][j]}`));
+          });
+          const c = gram.params.candidate();
+          const direct = layerOutputMse(x, k, rows, w, dequantize(c.q), dims, reductionAxis, bias ? c.bias!.map((v, i) => v - bias[i]) : undefined);
+          close('candidate error (Gram, float64) vs the rows', gram.error(c), direct, 1e-6);
+          close('candidate error (row form) vs the rows', row.error(c), direct, 1e-4);
+        } finally {
+          row.dispose();
+          gram.dispose();
+        }
+      });
+    }
+  }
+
+  it('adaquantLayer on XᵀX: below round to nearest on the rows, never above it, the bias tuned, the record exact', () => {
+    for (const layout of layouts) {
+      const { dims, reductionAxis } = layout;
+      const w = randomValues(k * n, 75, 0.3);
+      const bias = randomValues(n, 76, 0.5);
+      const s = spec({ bits: 3, signed: false, symmetric: false, granularity: { kind: 'channel', axis: 1 - reductionAxis } });
+      const r = request(w, dims, s, reductionAxis, 1 - reductionAxis);
+      const res = adaquantLayer(r, { kind: 'gram', h, mean, rows, bias }, { iterations: 150 });
+      const rtn = layerOutputMse(x, k, rows, w, dequantize(quantize(w, dims, s)), dims, reductionAxis);
+      const delta = res.bias!.map((v, i) => v - bias[i]);
+      const ada = layerOutputMse(x, k, rows, w, dequantize(res.q), dims, reductionAxis, delta);
+      assert.equal(res.record.samples, rows);
+      assert.ok(!res.record.keptRtn && ada < 0.9 * rtn, `${layout.label}: AdaQuant ${ada}, round to nearest ${rtn}`);
+      assert.ok(res.bias!.some((v, i) => v !== bias[i]), 'the bias was tuned');
+      assert.ok(Math.abs(res.record.mseRtn! - rtn) <= 1e-6 * rtn && Math.abs(res.record.mseAdaquant! - ada) <= 1e-6 * ada, `record ${res.record.mseRtn} -> ${res.record.mseAdaquant}`);
+    }
+    // A layer round to nearest already solves (independent inputs, 8 bits): the answer is never worse.
+    const iid = Float32Array.from({ length: rows * k }, normal(77));
+    const m = moments(iid, rows, k);
+    const w = randomValues(k * n, 78);
+    const s = spec({ bits: 8, signed: true, symmetric: true, granularity: { kind: 'channel', axis: 1 } });
+    const res = adaquantLayer(request(w, [k, n], s, 0, 1), { kind: 'gram', h: m.h, mean: m.mean, rows }, { iterations: 20 });
+    assert.ok(layerOutputMse(iid, k, rows, w, dequantize(res.q), [k, n], 0) <= layerOutputMse(iid, k, rows, w, dequantize(quantize(w, [k, n], s)), [k, n], 0));
+  });
+
+  it('refuses input-scale tuning and second moments that do not fit, naming the node', () => {
+    const w = randomValues(k * n, 79);
+    const s = spec({ bits: 4, signed: false, symmetric: false, granularity: { kind: 'channel', axis: 1 } });
+    const act = { scale: 0.1, zeroPoint: 128, qmin: 0, qmax: 255 };
+    assert.throws(
+      () => adaquantLayer(request(w, [k, n], s, 0, 1), { kind: 'gram', h, mean, rows, activation: act }),
+      (e: unknown) => e instanceof QuantizationError && /^node layer\/MatMul: AdaQuant: input-scale tuning needs its captured input 'x' as rows; the Gram form/.test(e.message) && !e.message.includes('\n'),
+    );
+    assert.throws(() => adaquantLayer(request(w, [k, n], s, 0, 1), { kind: 'gram', h: h.subarray(1), mean, rows }), /node layer\/MatMul: AdaQuant: the second moments of its captured input 'x' \(.*\) do not fit a reduction width of 24/);
+  });
+});
+
+describe('quantize --method adaquant stores the tuned bias (tiny-gpt2, checked in ONNX Runtime)', () => {
+  const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+  const GPT2 = join(ROOT, 'models/tiny-gpt2/onnx/model.onnx');
+  const dir = mkdtempSync(join(tmpdir(), 'adaquant-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('W3 on two biased projections: the written bias differs from the float one, and the output is closer to float than RTN', async () => {
+    const calibration = { data: 'prose', options: { samples: 8, sequenceLength: 64 } };
+    // Two MatMul + Add(bias) layers keep the cost small; everything else stays float.
+    const select = { include: [/h\.0\/attn\/c_attn\/MatMul/, /h\.0\/mlp\/c_fc\/MatMul/] };
+    const common = { calibration, select, bits: 3, blockSize: 32 };
+    const rtn = await quantizePass(GPT2, 'w4-qdq', { out: join(dir, 'rtn.onnx'), ...common });
+    const ada = await quantizePass(GPT2, 'w4-qdq', { out: join(dir, 'ada.onnx'), ...common, method: 'adaquant' });
+    const layers = ada.plan.layers!;
+    assert.deepEqual(
+      layers.map((l) => [l.solver, l.tunedBias]),
+      [
+        ['adaquant', 'transformer.h.0.attn.c_attn.bias'],
+        ['adaquant', 'transformer.h.0.mlp.c_fc.bias'],
+      ],
+    );
+    const float = loadModel(GPT2);
+    const written = loadModel(join(dir, 'ada.onnx'));
+    const values = (m: OnnxModel, name: string) => {
+      const t = m.graph.initializer.find((i) => i.name === name)!;
+      return Float32Array.from(tensorValues(t, m.rawBytes(t)).data as ArrayLike<number>);
+    };
+    for (const name of ['transformer.h.0.attn.c_attn.bias', 'transformer.h.0.mlp.c_fc.bias']) {
+      const [a, b] = [values(float, name), values(written, name)];
+      assert.equal(a.length, b.length);
+      assert.ok(b.some((v, i) => v !== a[i]), `${name} is the float bias`);
+    }
+    // Verification ran both written models in ONNX Runtime beside the float one, on the held-out batch.
+    const kl = (r: typeof rtn) => r.verification.languageModel!.kl.mean;
+    assert.ok(kl(ada) <= kl(rtn), `KL to float: AdaQuant ${kl(ada)}, RTN ${kl(rtn)}`);
   });
 });

@@ -19,6 +19,8 @@ export interface Hessian {
   /** Width K; `h` is K x K row-major. */
   k: number;
   h: Float64Array;
+  /** Σ x over the rows summed (length K): the input's mean times `rows`, for a bias's share of the output error. */
+  sum: Float64Array;
   /** Rows (tokens) summed. */
   rows: number;
 }
@@ -33,7 +35,7 @@ export class HessianAccumulator implements ActivationAccumulator {
     for (const r of requests) {
       const key = `${r.tensor}\u0000${r.unit}`;
       if (this.byKey.has(key)) continue;
-      const entry: Hessian = { tensor: r.tensor, unit: r.unit, k: 0, h: new Float64Array(0), rows: 0 };
+      const entry: Hessian = { tensor: r.tensor, unit: r.unit, k: 0, h: new Float64Array(0), sum: new Float64Array(0), rows: 0 };
       this.byKey.set(key, entry);
       const list = this.byTensor.get(r.tensor) ?? [];
       list.push(entry);
@@ -82,16 +84,19 @@ function accumulate(e: Hessian, values: Float32Array, dims: readonly number[]): 
   if (e.k === 0) {
     e.k = k;
     e.h = new Float64Array(k * k);
+    e.sum = new Float64Array(k);
   } else if (e.k !== k) {
     throw new OptionError(`Hessian: '${e.tensor}' changed width from ${e.k} to ${k} between batches`);
   }
   // Rows go in chunks, feature-major, so each pass over the K² sum (megabytes for K ~ 1000) adds CHUNK rows.
   const xt = new Float64Array(k * CHUNK);
   const h = e.h;
+  const sum = e.sum;
   for (let u0 = 0; u0 < count; u0 += CHUNK) {
     const n = Math.min(CHUNK, count - u0);
     if (n < CHUNK) xt.fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < k; i++) xt[i * CHUNK + r] = values[at(u0 + r, i)];
+    for (let i = 0; i < k; i++) for (let r = 0; r < n; r++) sum[i] += xt[i * CHUNK + r];
     for (let i = 0; i < k; i++) {
       const row = i * k;
       const xi = i * CHUNK;

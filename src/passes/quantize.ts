@@ -30,7 +30,7 @@ import {
 import { QuantizationError, QuantOptionError, resolveScheme, type QuantParams, type SchemeOptions } from '../quantization/schemes.js';
 import type { NodeSelection, SkippedNode } from '../quantization/select.js';
 import { roundToNearest, type WeightSolver } from '../quantization/solvers.js';
-import { tuneBiases, type BiasTuningReport } from '../quantization/bias-tuning.js';
+import { tuneBiases, withValues, type BiasTuningReport } from '../quantization/bias-tuning.js';
 import type { AdaquantSolverOptions } from '../quantization/adaquant/index.js';
 import { adaquantMethod, gptqMethod, LAYERWISE_METHODS, QUANT_METHODS, type LayerwiseMethod, type QuantMethod } from '../quantization/layerwise/methods.js';
 import { solveLayerwise, type LayerRecord, type LayerwiseResult, type LayerwiseSummary } from '../quantization/layerwise/run.js';
@@ -38,6 +38,7 @@ import { decoderStructure } from '../quantization/layerwise/structure.js';
 import type { CalibrationSet } from '../calibration/data/index.js';
 import { refuseQuantized, type NodeReport, type OpsetChange } from '../quantization/writers/common.js';
 import { rewriteModel } from '../quantization/writers/index.js';
+import { plannedActivationQuant, type PlannedActivationQuant } from '../quantization/writers/qdq.js';
 import { StepOptions } from './options.js';
 import { runFloat16 } from './quantize-fp16.js';
 import type { CalibrationSummary, Pass, PassEnv, PassState } from './types.js';
@@ -71,8 +72,8 @@ export interface QuantizeOptions extends SchemeOptions {
    */
   biasTuning?: boolean;
   /**
-   * AdaQuant's steps, batch and the rows of each input it tunes on (default: DEFAULT_ADAQUANT_OPTIONS,
-   * ADAQUANT_SAMPLE_ROWS). Library callers only, no CLI flag: benchmarks use it to fit a whole-model run in time.
+   * AdaQuant's steps, batch and the sample of each Conv input it tunes on (MatMul/Gemm tune on XᵀX; default:
+   * DEFAULT_ADAQUANT_OPTIONS, ADAQUANT_SAMPLE_ROWS). Library callers only, no CLI flag: benchmarks use it to fit a whole-model run in time.
    */
   adaquant?: Pick<AdaquantSolverOptions, 'iterations' | 'batchSize' | 'backend'> & { sampleRows?: number };
 }
@@ -302,16 +303,6 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
 
   let solver: WeightSolver = roundToNearest;
   let t = performance.now();
-  let solved: LayerwiseResult | undefined;
-  if (layerwise) {
-    const layerSet = next.calibrationSet ?? state.calibrationSet;
-    if (!layerSet) throw new QuantOptionError(`${env.modelPath}: --method ${layerwise} needs a calibration set for its layers' inputs: give --calib SET`);
-    solved = await runLayerwise(model, plan, layerSet, layerwise, options, env);
-    solver = solved.solver;
-    notes.push(...solved.notes);
-    calibrationSeconds += (performance.now() - t) / 1000;
-    t = performance.now();
-  }
   let ranges: ActivationRangeSet | AutoRangeSet | undefined;
   const set = next.calibrationSet ?? state.calibrationSet;
   if (needed.length && statistics && !options.clip && clip.method === 'auto') {
@@ -333,20 +324,35 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
   }
   const rangesSeconds = (performance.now() - t) / 1000;
 
+  // After the ranges, which do not depend on the solved codes: the layer-wise captures simulate the activation
+  // quantization the written model will do with them.
+  let solved: LayerwiseResult | undefined;
+  if (layerwise) {
+    t = performance.now();
+    const layerSet = next.calibrationSet ?? state.calibrationSet;
+    if (!layerSet) throw new QuantOptionError(`${env.modelPath}: --method ${layerwise} needs a calibration set for its layers' inputs: give --calib SET`);
+    solved = await runLayerwise(model, plan, layerSet, layerwise, options, env, ranges ? plannedActivationQuant(plan, ranges.ranges) : undefined);
+    solver = solved.solver;
+    notes.push(...solved.notes);
+    calibrationSeconds += (performance.now() - t) / 1000;
+  }
+
   t = performance.now();
   const valueFacts = await ranksForOpsetRaise(model, env, notes);
   const written = rewriteModel(model, plan, { solver, ...(ranges ? { activationRanges: ranges.ranges } : {}), ...(valueFacts ? { valueFacts } : {}) });
   const writeSeconds = (performance.now() - t) / 1000;
   const r = written.report;
   if (r.nodes.length === 0) throw noNodeError(env.modelPath, who, params, r.skipped);
-  next.model = written.model;
+  // Biases a layer-wise method tuned with their weights (AdaQuant) replace the float ones the writers kept.
+  next.model = solved?.tunedBiases.size ? withValues(written.model, solved.tunedBiases) : written.model;
+  if (solved?.tunedBiases.size) notes.push(`${solved.summary.method}: the written model holds the tuned biases of ${solved.tunedBiases.size} layers`);
   let biasTuning: BiasTuningReport | undefined;
   if (options.biasTuning) {
     const tuneSet = next.calibrationSet ?? state.calibrationSet;
     if (!tuneSet) throw new QuantOptionError(`${env.modelPath}: --bias-tuning tunes against the float model on calibration data: give --calib SET`);
     const seed = options.calibration?.options?.seed;
     const tuned = await tuneBiases(
-      { float: model, written: written.model, plan, solver, set: tuneSet },
+      { float: model, written: next.model, plan, solver, set: tuneSet },
       { session: env.session, ...(seed !== undefined ? { seed } : {}), ...(env.onProgress ? { onEpoch: (done, total) => env.onProgress!('bias tuning', done, total) } : {}) },
     );
     next.model = tuned.model;
@@ -388,7 +394,15 @@ async function runQuantize(state: PassState, options: QuantizeOptions, env: Pass
  * The layer-wise solve (src/quantization/layerwise/): blocks from the decoder structure when discovery recognises
  * the graph, sequential unless told otherwise, progress per block.
  */
-async function runLayerwise(model: OnnxModel, plan: QuantPlan, set: CalibrationSet, method: QuantMethod, options: QuantizeOptions, env: PassEnv): Promise<LayerwiseResult> {
+async function runLayerwise(
+  model: OnnxModel,
+  plan: QuantPlan,
+  set: CalibrationSet,
+  method: QuantMethod,
+  options: QuantizeOptions,
+  env: PassEnv,
+  activationQuant: ReadonlyMap<string, PlannedActivationQuant> | undefined,
+): Promise<LayerwiseResult> {
   const { structure, note } = await decoderStructure(model);
   const mode = options.sequential === false ? 'parallel' : 'sequential';
   const seed = options.calibration?.options?.seed;
@@ -398,6 +412,7 @@ async function runLayerwise(model: OnnxModel, plan: QuantPlan, set: CalibrationS
     mode,
     session: env.session,
     ...(seed !== undefined ? { seed } : {}),
+    ...(activationQuant?.size ? { activationQuant } : {}),
     ...(structure ? { structure } : {}),
     ...(note ? { structureNote: note } : {}),
     ...(env.onProgress ? { onBlock: (done: number, total: number) => env.onProgress!(stage, done, total) } : {}),

@@ -399,7 +399,7 @@ export async function tuneBiases(input: BiasTuningInput, options: BiasTuningOpti
 }
 
 /** `model` with these initializers' values replaced, each in its own element type. */
-function withValues(model: OnnxModel, values: ReadonlyMap<string, Float32Array>): OnnxModel {
+export function withValues(model: OnnxModel, values: ReadonlyMap<string, Float32Array>): OnnxModel {
   const edit = new GraphEditor(model);
   for (const [name, v] of values) {
     const t = edit.index.initializer(name);

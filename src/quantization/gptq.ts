@@ -1,5 +1,5 @@
 // GPTQ (Frantar, Ashkboos, Hoefler, Alistarh 2022, "GPTQ: Accurate Post-Training Quantization for Generative
-// Pre-trained Transformers") for one 2-D weight, as pure functions: given H = XᵀX of the layer's input (K x K,
+// Pre-trained Transformers") for one 2-D weight or Conv weight, as pure functions: given H = XᵀX of the layer's input (K x K,
 // K the reduction width), the columns along K are quantized one at a time and each column's rounding error is
 // spread over the columns not yet quantized through the upper Cholesky factor of H⁻¹, which minimises
 // tr((W - Q) H (W - Q)ᵀ) greedily. Follows the reference code (gptq.py): damping by a fraction of the mean
@@ -11,6 +11,11 @@
 // it (the reference's groupsize). With activation order the blocks of the stored format are runs of consecutive
 // *original* columns that GPTQ visits out of order, so their scales are fixed from the weight before any update
 // (the reference's static_groups).
+//
+// A Conv weight [O, C/group, k1, ...] is the 2-D problem [O, K] (K = C/group x kernel size, its stored layout)
+// over the input's im2col patches (calibration/conv-hessian.ts), one Hessian per group: the output channels of
+// group g read only group g's patches, so each group's rows run the column loop with their own factor, on one grid.
+// A block of a blocked Conv format runs along C/group at one kernel tap, so its columns are kernel-size apart.
 //
 // Everything is float64; K is at most a few thousand here, so a plain O(K³) Cholesky is enough.
 import { dequantize, quantizeValue, saturationRange, scaleZeroPoint, type QuantSpec, type Quantized } from './quantizers.js';
@@ -57,6 +62,24 @@ export function toRows(values: ArrayLike<number>, dims: readonly number[], reduc
   const data = new Float64Array(rows * cols);
   for (let n = 0; n < rows; n++) for (let k = 0; k < cols; k++) data[n * cols + k] = values[r === 1 ? n * cols + k : k * rows + n];
   return { rows, cols, data };
+}
+
+/** Width K of the weight's reduction: a 2-D weight's reduction axis, a Conv's C/group x kernel size. */
+export function reductionWidth(dims: readonly number[], reductionAxis: number): number {
+  if (dims.length === 2) return dims[reductionAxis < 0 ? reductionAxis + 2 : reductionAxis];
+  return dims.slice(1).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Any weight GPTQ takes, as rows x K: a 2-D MatMul/Gemm weight (toRows), or a Conv weight [O, C/group, k1, ...],
+ * whose stored layout already is [O, K].
+ */
+export function weightRows(values: ArrayLike<number>, dims: readonly number[], reductionAxis: number): RowMajor {
+  if (dims.length === 2) return toRows(values, dims, reductionAxis);
+  if (dims.length < 3 || reductionAxis !== 1) {
+    throw new RangeError(`GPTQ takes 2-D weights and Conv weights [O, C/group, k1, ...] reducing over axis 1, got [${dims.join(', ')}] reducing over axis ${reductionAxis}`);
+  }
+  return { rows: dims[0], cols: reductionWidth(dims, reductionAxis), data: Float64Array.from(values) };
 }
 
 /**
@@ -116,7 +139,7 @@ export function columnOrder(h: Float64Array, k: number, actOrder: boolean): Int3
 
 /**
  * The grid GPTQ rounds to: per (row, original column), the group's scale and zero point, and which groups are
- * fixed before the loop. Mirrors quantizers.ts's layout for 2-D weights.
+ * fixed before the loop. Mirrors quantizers.ts's layout for 2-D and Conv weights (weightRows's rows x K view).
  */
 export class Grid {
   readonly spec: Required<QuantSpec>;
@@ -127,6 +150,8 @@ export class Grid {
   private readonly set: Uint8Array;
   readonly blockSize: number;
   private readonly blocks: number;
+  /** Columns between neighbours along the reduction axis: 1, or a Conv's kernel size. */
+  private readonly taps: number;
 
   constructor(
     readonly dims: readonly number[],
@@ -134,9 +159,14 @@ export class Grid {
     private readonly reductionAxis: number,
   ) {
     const g = spec.granularity;
-    const norm = (axis: number): number => (axis < 0 ? axis + 2 : axis);
+    const rank = dims.length;
+    const norm = (axis: number): number => (axis < 0 ? axis + rank : axis);
     const r = norm(reductionAxis);
+    if (rank !== 2 && r !== 1) throw new RangeError(`GPTQ: a ${rank}-D weight must reduce over axis 1, got axis ${reductionAxis}`);
+    // 2-D: output channels on the other axis; a Conv weight: axis 0, with the kernel taps after the reduction axis.
+    const out = rank === 2 ? 1 - r : 0;
     this.reductionAxis = r;
+    this.taps = rank === 2 ? 1 : dims.slice(2).reduce((a, b) => a * b, 1);
     if (g.kind === 'tensor') {
       this.spec = spec;
       this.groups = 1;
@@ -144,10 +174,10 @@ export class Grid {
       this.blockSize = 0;
       this.blocks = 0;
     } else if (g.kind === 'channel') {
-      if (norm(g.axis) !== 1 - r) throw new RangeError(`GPTQ: per-channel scales must run along the output channels (axis ${1 - r}), got axis ${g.axis}`);
-      this.spec = { ...spec, granularity: { kind: 'channel', axis: 1 - r } };
-      this.groups = dims[1 - r];
-      this.paramDims = [dims[1 - r]];
+      if (norm(g.axis) !== out) throw new RangeError(`GPTQ: per-channel scales must run along the output channels (axis ${out}), got axis ${g.axis}`);
+      this.spec = { ...spec, granularity: { kind: 'channel', axis: out } };
+      this.groups = dims[out];
+      this.paramDims = [dims[out]];
       this.blockSize = 0;
       this.blocks = 0;
     } else {
@@ -155,7 +185,7 @@ export class Grid {
       this.spec = { ...spec, granularity: { kind: 'block', axis: r, blockSize: g.blockSize } };
       this.blockSize = g.blockSize;
       this.blocks = Math.ceil(dims[r] / g.blockSize);
-      this.groups = this.blocks * dims[1 - r];
+      this.groups = this.blocks * dims[out] * this.taps;
       this.paramDims = [...dims];
       this.paramDims[r] = this.blocks;
     }
@@ -169,8 +199,13 @@ export class Grid {
     const g = this.spec.granularity;
     if (g.kind === 'tensor') return 0;
     if (g.kind === 'channel') return n;
-    const b = Math.floor(k / this.blockSize);
-    return this.reductionAxis === 0 ? b * this.dims[1] + n : n * this.blocks + b;
+    const b = Math.floor(Math.floor(k / this.taps) / this.blockSize);
+    return this.reductionAxis === 0 ? b * this.dims[1] + n : (n * this.blocks + b) * this.taps + (k % this.taps);
+  }
+
+  /** Whether original column k is the first of its block (blocked formats). */
+  startsBlock(k: number): boolean {
+    return Math.floor(k / this.taps) % this.blockSize === 0;
   }
 
   isSet(group: number): boolean {
@@ -208,14 +243,17 @@ export class Grid {
     for (let g = 0; g < this.groups; g++) this.fit(g, mins[g], maxs[g]);
   }
 
-  /** Fits the block starting at original column k0 of every row from W's current values. */
-  fitBlock(w: RowMajor, k0: number): void {
-    const k1 = Math.min(k0 + this.blockSize, w.cols);
-    for (let n = 0; n < w.rows; n++) {
+  /**
+   * Fits the block starting at original column k0, for rows [from, to) of a weight `cols` wide, from their
+   * current values as `at(row, column)` reads them.
+   */
+  fitBlock(k0: number, from: number, to: number, cols: number, at: (n: number, k: number) => number): void {
+    const k1 = Math.min(k0 + this.blockSize * this.taps, cols);
+    for (let n = from; n < to; n++) {
       let min = Infinity;
       let max = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = w.data[n * w.cols + k];
+      for (let k = k0; k < k1; k += this.taps) {
+        const v = at(n, k);
         if (v < min) min = v;
         if (v > max) max = v;
       }
@@ -234,19 +272,21 @@ export class Grid {
 }
 
 /**
- * GPTQ on one weight. `h` is XᵀX (K x K, row-major, any positive scale) of the activation the weight multiplies,
- * `values`/`dims` the stored weight with `reductionAxis` K; `spec` the planned format's.
+ * GPTQ on one weight. `h` is XᵀX (K x K, row-major, any positive scale) of the activation the weight multiplies
+ * (a Conv: of its im2col patches, one per group), `values`/`dims` the stored weight with `reductionAxis` K; `spec`
+ * the planned format's.
  */
 export function gptqQuantize(
   values: ArrayLike<number>,
   dims: readonly number[],
   reductionAxis: number,
   spec: Required<QuantSpec>,
-  hessian: Float64Array,
+  hessian: Float64Array | readonly Float64Array[],
   options: GptqOptions = {},
 ): GptqResult {
-  const k = dims.length === 2 ? dims[reductionAxis < 0 ? reductionAxis + 2 : reductionAxis] : 0;
-  return gptqPrepared(values, dims, reductionAxis, spec, prepareHessian(hessian, k, options), options);
+  const k = reductionWidth(dims, reductionAxis);
+  const groups = hessian instanceof Float64Array ? [hessian] : hessian;
+  return gptqPrepared(values, dims, reductionAxis, spec, groups.map((h) => prepareHessian(h, k, options)), options);
 }
 
 /** What GPTQ derives from H alone (shared by every weight reading the same input): dead inputs, order, factor. */
@@ -275,32 +315,43 @@ export function prepareHessian(hessian: Float64Array, k: number, options: GptqOp
   return { k, dead, order, ...dampedInverseFactor(hp, k, options) };
 }
 
-/** GPTQ on one weight with H already prepared. */
+/**
+ * GPTQ on one weight with H already prepared: one H, or a Conv's one per group (the weight's rows split evenly,
+ * in order, among them). With several, the result's damping is the largest any group needed.
+ */
 export function gptqPrepared(
   values: ArrayLike<number>,
   dims: readonly number[],
   reductionAxis: number,
   spec: Required<QuantSpec>,
-  prepared: PreparedHessian,
+  prepared: PreparedHessian | readonly PreparedHessian[],
   options: GptqOptions = {},
 ): GptqResult {
-  const w = toRows(values, dims, reductionAxis);
+  const w = weightRows(values, dims, reductionAxis);
   const k = w.cols;
-  if (prepared.k !== k) throw new RangeError(`GPTQ: Hessian for K = ${prepared.k}, weight with K = ${k}`);
+  const groups = Array.isArray(prepared) ? (prepared as readonly PreparedHessian[]) : [prepared as PreparedHessian];
+  if (groups.length === 0 || w.rows % groups.length !== 0) throw new RangeError(`GPTQ: ${w.rows} output channels do not split into ${groups.length} Hessian groups`);
+  const per = w.rows / groups.length;
   // Dead inputs: never active, so their weights cannot matter on the calibration data; zeroed so they cost nothing.
   let deadInputs = 0;
-  for (let i = 0; i < k; i++) {
-    if (!prepared.dead[i]) continue;
-    deadInputs++;
-    for (let n = 0; n < w.rows; n++) w.data[n * k + i] = 0;
+  for (const [g, p] of groups.entries()) {
+    if (p.k !== k) throw new RangeError(`GPTQ: Hessian for K = ${p.k}, weight with K = ${k}`);
+    for (let i = 0; i < k; i++) {
+      if (!p.dead[i]) continue;
+      deadInputs++;
+      for (let n = g * per; n < (g + 1) * per; n++) w.data[n * k + i] = 0;
+    }
   }
   const grid = new Grid(dims, spec, reductionAxis);
   const actOrder = options.actOrder ?? false;
   const blocked = grid.spec.granularity.kind === 'block';
   if (!blocked || actOrder) grid.fitAll(w);
   const codes = new Int16Array(w.rows * k);
-  gptqColumns(w, prepared.u, prepared.order, grid, codes, blocked && !actOrder, options.blockColumns ?? DEFAULT_BLOCK);
-  return { q: grid.toQuantized(codes, w.rows, k), percdamp: prepared.percdamp, damping: prepared.damping, deadInputs };
+  for (const [g, p] of groups.entries()) {
+    gptqColumns(w, g * per, (g + 1) * per, p.u, p.order, grid, codes, blocked && !actOrder, options.blockColumns ?? DEFAULT_BLOCK);
+  }
+  const most = groups.reduce((a, b) => (b.percdamp > a.percdamp ? b : a));
+  return { q: grid.toQuantized(codes, w.rows, k), percdamp: most.percdamp, damping: most.damping, deadInputs };
 }
 
 /** Damps H by percdamp x mean diagonal, doubling percdamp until the Cholesky factors exist. */
@@ -320,30 +371,37 @@ export function dampedInverseFactor(h: Float64Array, k: number, options: GptqOpt
 }
 
 /**
- * The column loop over W (rows x K, original column order) visiting columns in `order`, with U the upper factor
- * of the permuted H⁻¹. Quantizes in place of `codes`; W is consumed.
+ * The column loop over rows [from, to) of W (rows x K, original column order) visiting columns in `order`, with U
+ * the upper factor of the permuted H⁻¹ of the input those rows read. Quantizes in place of `codes`; W is consumed.
  */
-function gptqColumns(w: RowMajor, u: Float64Array, order: Int32Array, grid: Grid, codes: Int16Array, fitBlocks: boolean, blockColumns: number): void {
-  const { rows, cols: k } = w;
+function gptqColumns(w: RowMajor, from: number, to: number, u: Float64Array, order: Int32Array, grid: Grid, codes: Int16Array, fitBlocks: boolean, blockColumns: number): void {
+  const { cols: k } = w;
+  const rows = to - from;
   // Work on the permuted copy so lazy updates touch contiguous columns.
   const wp = new Float64Array(rows * k);
-  for (let n = 0; n < rows; n++) for (let i = 0; i < k; i++) wp[n * k + i] = w.data[n * k + order[i]];
+  for (let n = 0; n < rows; n++) for (let i = 0; i < k; i++) wp[n * k + i] = w.data[(from + n) * k + order[i]];
   const err = new Float64Array(rows * blockColumns);
   for (let i1 = 0; i1 < k; i1 += blockColumns) {
     const i2 = Math.min(i1 + blockColumns, k);
     const count = i2 - i1;
     for (let i = i1; i < i2; i++) {
       const col = order[i];
-      if (fitBlocks && col % grid.blockSize === 0) {
-        // The block's scales come from its columns as updated so far (without act order, i === col).
-        grid.fitBlock({ rows, cols: k, data: wp }, col);
+      if (fitBlocks && grid.startsBlock(col)) {
+        // The block's scales come from its columns as updated so far (without act order, i === col); a column past
+        // this lazy batch (a Conv block spans kernel-size x block columns) adds the batch's pending updates.
+        const current = (n: number, j: number): number => {
+          let v = wp[(n - from) * k + j];
+          if (j >= i2) for (let t = 0; t < i - i1; t++) v -= err[(n - from) * blockColumns + t] * u[(i1 + t) * k + j];
+          return v;
+        };
+        grid.fitBlock(col, from, to, k, current);
       }
       const d = u[i * k + i];
       for (let n = 0; n < rows; n++) {
         const x = wp[n * k + i];
-        const g = grid.group(n, col);
+        const g = grid.group(from + n, col);
         const c = grid.code(x, g);
-        codes[n * k + col] = c;
+        codes[(from + n) * k + col] = c;
         const e = (x - grid.value(c, g)) / d;
         err[n * blockColumns + (i - i1)] = e;
         const row = n * k;
@@ -365,20 +423,26 @@ function gptqColumns(w: RowMajor, u: Float64Array, order: Int32Array, grid: Grid
   }
 }
 
-/** tr((W - Q) H (W - Q)ᵀ) / rows: the layer's output error on the calibration inputs, per output channel. */
-export function layerError(w: ArrayLike<number>, q: ArrayLike<number>, dims: readonly number[], reductionAxis: number, hessian: Float64Array): number {
-  const a = toRows(w, dims, reductionAxis);
-  const b = toRows(q, dims, reductionAxis);
+/**
+ * tr((W - Q) H (W - Q)ᵀ) / rows: the layer's output error on the calibration inputs, per output channel. A Conv
+ * with several groups takes one H per group, each for its share of the rows.
+ */
+export function layerError(w: ArrayLike<number>, q: ArrayLike<number>, dims: readonly number[], reductionAxis: number, hessian: Float64Array | readonly Float64Array[]): number {
+  const a = weightRows(w, dims, reductionAxis);
+  const b = weightRows(q, dims, reductionAxis);
   const k = a.cols;
+  const groups = hessian instanceof Float64Array ? [hessian] : hessian;
+  const per = a.rows / groups.length;
   const d = new Float64Array(k);
   let total = 0;
   for (let n = 0; n < a.rows; n++) {
+    const h = groups[Math.floor(n / per)];
     for (let i = 0; i < k; i++) d[i] = a.data[n * k + i] - b.data[n * k + i];
     for (let i = 0; i < k; i++) {
       if (d[i] === 0) continue;
       let s = 0;
       const row = i * k;
-      for (let j = 0; j < k; j++) s += hessian[row + j] * d[j];
+      for (let j = 0; j < k; j++) s += h[row + j] * d[j];
       total += d[i] * s;
     }
   }
@@ -395,6 +459,23 @@ export interface LayerHessian {
   rows: number;
 }
 
+/** A weight's Hessians: one, or a Conv's one per group (conv-hessian.ts). */
+export type WeightHessians = LayerHessian | readonly LayerHessian[];
+
+/** The weight's Hessians as a list of groups, or why they do not fit it (a one-line reason). */
+export function hessiansFor(r: Pick<SolveRequest, 'dims' | 'reductionAxis' | 'activation'>, found: WeightHessians | undefined): readonly LayerHessian[] | string {
+  const { dims } = r;
+  if (dims.length !== 2 && !(dims.length >= 3 && r.reductionAxis === 1)) return `GPTQ takes 2-D MatMul/Gemm weights and Conv weights; this one is ${dims.length}-D`;
+  const groups = found === undefined ? [] : Array.isArray(found) ? (found as readonly LayerHessian[]) : [found as LayerHessian];
+  if (groups.length === 0) return `no Hessian for its input ${r.activation ?? '(none)'}`;
+  const k = reductionWidth(dims, r.reductionAxis);
+  const wide = groups.find((h) => h.k !== k);
+  if (wide) return `Hessian of ${r.activation} is ${wide.k} wide, the weight reduces over ${k}`;
+  const rows = dims.length === 2 ? dims[1 - ((r.reductionAxis + 2) % 2)] : dims[0];
+  if (rows % groups.length !== 0) return `${rows} output channels do not split into ${groups.length} Hessian groups`;
+  return groups;
+}
+
 /** One weight GPTQ solved (or handed to round-to-nearest, with the reason). */
 export interface GptqLayerRecord {
   node: string;
@@ -407,6 +488,8 @@ export interface GptqLayerRecord {
   percdamp?: number;
   damping?: number;
   deadInputs?: number;
+  /** A Conv's groups (one Hessian each), when more than one. */
+  groups?: number;
   /** tr((W - Q) H (W - Q)ᵀ) / rows with the undamped H, for round-to-nearest and for GPTQ's codes. */
   errorRtn?: number;
   errorGptq?: number;
@@ -417,10 +500,6 @@ export interface GptqSolver extends WeightSolver {
   readonly records: GptqLayerRecord[];
 }
 
-/**
- * The 'gptq' weight solver over Hessians keyed by the activation tensor a node reads. A weight without one (an
- * embedding, a Conv, a node whose input was not captured) or not 2-D is rounded to nearest, and its record says why.
- */
 /** The factorised Hessian, or a one-line error naming the node and its input when there is none to be had. */
 function preparedOrSay(h: LayerHessian, k: number, r: SolveRequest, options: GptqOptions): PreparedHessian {
   const where = `node ${r.node}: GPTQ: the Hessian of its input '${r.activation}'`;
@@ -433,7 +512,12 @@ function preparedOrSay(h: LayerHessian, k: number, r: SolveRequest, options: Gpt
   }
 }
 
-export function gptqSolver(hessians: (activation: string) => LayerHessian | undefined, options: GptqOptions = {}): GptqSolver {
+/**
+ * The 'gptq' weight solver over Hessians found by the activation tensor a node reads and the node (a Conv's are
+ * its own, over its patches, per group). A weight without one (an embedding, a node whose input was not captured)
+ * or neither 2-D nor a Conv's is rounded to nearest, and its record says why.
+ */
+export function gptqSolver(hessians: (activation: string, node: string) => WeightHessians | undefined, options: GptqOptions = {}): GptqSolver {
   const records: GptqLayerRecord[] = [];
   // Weights reading the same input (q/k/v, gate/up) share one factorisation.
   const factors = new Map<LayerHessian, PreparedHessian>();
@@ -445,14 +529,15 @@ export function gptqSolver(hessians: (activation: string) => LayerHessian | unde
     name: 'gptq',
     records,
     solve(r) {
-      const h = r.activation !== undefined ? hessians(r.activation) : undefined;
-      if (r.dims.length !== 2) return rtn(r, `GPTQ takes 2-D MatMul/Gemm weights; this one is ${r.dims.length}-D`);
-      if (!h) return rtn(r, `no Hessian for its input ${r.activation ?? '(none)'}`);
-      const k = r.dims[r.reductionAxis < 0 ? r.reductionAxis + 2 : r.reductionAxis];
-      if (h.k !== k) return rtn(r, `Hessian of ${r.activation} is ${h.k} wide, the weight reduces over ${k}`);
+      const groups = hessiansFor(r, r.activation !== undefined ? hessians(r.activation, r.node) : undefined);
+      if (typeof groups === 'string') return rtn(r, groups);
+      const k = groups[0].k;
       const t = performance.now();
-      let prepared = factors.get(h);
-      if (!prepared) factors.set(h, (prepared = preparedOrSay(h, k, r, options)));
+      const prepared = groups.map((h) => {
+        let p = factors.get(h);
+        if (!p) factors.set(h, (p = preparedOrSay(h, k, r, options)));
+        return p;
+      });
       const res = gptqPrepared(r.values, r.dims, r.reductionAxis, r.spec, prepared, options);
       const seconds = (performance.now() - t) / 1000;
       const base = roundToNearest.solve(r);
@@ -462,12 +547,13 @@ export function gptqSolver(hessians: (activation: string) => LayerHessian | unde
         activation: r.activation!,
         solver: 'gptq',
         k,
-        tokens: h.rows,
+        tokens: groups[0].rows,
         percdamp: res.percdamp,
         damping: res.damping,
         deadInputs: res.deadInputs,
-        errorRtn: layerError(r.values, dequantize(base), r.dims, r.reductionAxis, h.h),
-        errorGptq: layerError(r.values, dequantize(res.q), r.dims, r.reductionAxis, h.h),
+        ...(groups.length > 1 ? { groups: groups.length } : {}),
+        errorRtn: layerError(r.values, dequantize(base), r.dims, r.reductionAxis, groups.map((h) => h.h)),
+        errorGptq: layerError(r.values, dequantize(res.q), r.dims, r.reductionAxis, groups.map((h) => h.h)),
         seconds,
       });
       return res.q;

@@ -8,7 +8,7 @@
 // type and the file does not grow.
 import type { GraphEditor } from '../../onnx/editor.js';
 import { DataType, type NodeProto } from '../../onnx/types.js';
-import { weightSpec, type PlannedNode } from '../plan.js';
+import { weightSpec, type PlannedNode, type QuantPlan } from '../plan.js';
 import { linearAttributes, scaleZeroPoint } from '../quantizers.js';
 import { QuantizationError } from '../schemes.js';
 import type { FloatType, WeightTarget } from '../select.js';
@@ -20,6 +20,7 @@ import {
   solveWeight,
   tensorBytes,
   weightKey,
+  type ActivationRanges,
   type FormatRewriter,
   type NodeReport,
   type RewriteContext,
@@ -74,7 +75,7 @@ export function qdqRewriter(ctx: RewriteContext): FormatRewriter {
         activation = activations.get(aKey);
         const range = rangeOf(ctx.activationRanges, t.activation);
         if (!activation && range) {
-          const qdq = quantizeActivation(edit, t.activation, range, plan.activations.signed, floatTypeOf(t));
+          const qdq = activationQdq(edit, t.activation, activationQuant(t.activation, range, plan.activations.signed, floatTypeOf(t)));
           prefix.push(...qdq.nodes);
           activation = qdq.output;
           activations.set(aKey, activation);
@@ -143,22 +144,55 @@ function quantizeWeight(
   };
 }
 
-/** QuantizeLinear -> DequantizeLinear on an activation, 8-bit per tensor, parameters from its range. */
-function quantizeActivation(
-  edit: GraphEditor,
-  name: string,
-  range: readonly [number, number],
-  signed: boolean,
-  scaleType: FloatType,
-): { nodes: NodeProto[]; output: string } {
+/** How the writer quantizes one activation: 8-bit per tensor, its code type and the scale's float type. */
+export interface ActivationQuant {
+  scale: number;
+  zeroPoint: number;
+  /** INT8 or UINT8. */
+  type: DataType;
+  scaleType: FloatType;
+}
+
+/** The writer's parameters for an activation of range [min, max] (also what the layer-wise capture simulates). */
+export function activationQuant(name: string, range: readonly [number, number], signed: boolean, scaleType: FloatType): ActivationQuant {
   const [min, max] = range;
   if (!(Number.isFinite(min) && Number.isFinite(max) && min <= max)) {
     throw new QuantizationError(`activation range of '${name}' is not a finite [min, max]: [${min}, ${max}]`);
   }
-  const dtype = signed ? DataType.INT8 : DataType.UINT8;
   const p = scaleZeroPoint(min, max, { bits: 8, signed, symmetric: false, granularity: { kind: 'tensor' }, convention: 'onnx' });
-  const scale = edit.tensor(`${name}_scale`, scaleType, [], [p.scale]);
-  const zp = edit.tensor(`${name}_zero_point`, dtype, [], [p.zeroPoint]);
+  return { scale: p.scale, zeroPoint: p.zeroPoint, type: signed ? DataType.INT8 : DataType.UINT8, scaleType };
+}
+
+/** An activation the written model quantizes, and the planned nodes that read it through its Q/DQ pair. */
+export type PlannedActivationQuant = ActivationQuant & { readers: NodeProto[] };
+
+/**
+ * Every activation a plan's QDQ nodes will quantize, given the ranges: what rewrite() above writes for them (the
+ * first node reading a tensor sets its signedness; a mixed plan's other sign gives the same grid, shifted by 128).
+ */
+export function plannedActivationQuant(plan: QuantPlan, ranges: ActivationRanges): Map<string, PlannedActivationQuant> {
+  const out = new Map<string, PlannedActivationQuant>();
+  for (const p of plan.nodes) {
+    if (p.plan.format !== 'qdq' || !p.plan.activations) continue;
+    const name = p.target.activation;
+    const range = rangeOf(ranges, name);
+    if (!range) continue;
+    const known = out.get(name) ?? { ...activationQuant(name, range, p.plan.activations.signed, floatTypeOf(p.target)), readers: [] };
+    known.readers.push(p.target.node);
+    out.set(name, known);
+  }
+  return out;
+}
+
+/** The opset an activation's Q/DQ pair needs: per-tensor uint8/int8, and float16/bfloat16 scales from 19. */
+export function activationQdqOpset(q: ActivationQuant): number {
+  return q.scaleType === DataType.FLOAT ? OPSET_PER_TENSOR : OPSET_FLOAT16_SCALE;
+}
+
+/** QuantizeLinear -> DequantizeLinear on an activation with the given parameters. */
+export function activationQdq(edit: GraphEditor, name: string, q: ActivationQuant): { nodes: NodeProto[]; output: string } {
+  const scale = edit.tensor(`${name}_scale`, q.scaleType, [], [q.scale]);
+  const zp = edit.tensor(`${name}_zero_point`, q.type, [], [q.zeroPoint]);
   const quantized = edit.value(`${name}_quantized`);
   const output = edit.value(`${name}_dequantized`);
   return {
