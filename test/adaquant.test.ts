@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { Tensor } from 'onnxruntime-node';
-import { GraphBuilder, modelFrom } from '../src/onnx/builder.js';
+import { ConvHessianAccumulator } from '../src/calibration/conv-hessian.js';
+import { GraphBuilder, makeNode, modelFrom } from '../src/onnx/builder.js';
 import { loadModel, OnnxModel } from '../src/onnx/model.js';
 import { tensorValues } from '../src/onnx/tensor.js';
 import { DataType } from '../src/onnx/types.js';
@@ -366,8 +367,18 @@ describe('AdaQuant on Conv, scored by ONNX Runtime', () => {
     { label: 'group 1, stride 2, padded', xDims: [12, 4, 7, 7], wDims: [6, 4, 3, 3], attrs: { strides: [2, 2], pads: [1, 1, 1, 1], group: 1 } },
     { label: 'depthwise, dilated', xDims: [12, 4, 7, 7], wDims: [4, 1, 3, 3], attrs: { dilations: [2, 2], pads: [2, 1, 2, 1], group: 4 } },
   ];
-  for (const c of convCases) {
-    it(`${c.label}: ORT's output error with AdaQuant's weight at most round to nearest's`, async () => {
+  /** The Gram form's input for a one-group Conv: its im2col patches' second moments, from the pipeline's accumulator. */
+  function patchMoments(x: Float32Array, c: (typeof convCases)[number]): LayerInputs {
+    const acc = new ConvHessianAccumulator([{ key: 'conv', node: makeNode('Conv', ['X', 'W'], ['Y'], c.attrs), weightDims: c.wDims }]);
+    acc.add('X', x, c.xDims);
+    acc.finish();
+    const [h] = acc.get('conv')!;
+    return { kind: 'gram', h: h.h.map((v) => v / h.rows), mean: h.sum.map((v) => v / h.rows), rows: h.rows };
+  }
+
+  const forms = (c: (typeof convCases)[number]) => (c.attrs.group === 1 ? (['rows', 'gram'] as const) : (['rows'] as const));
+  for (const c of convCases) for (const form of forms(c)) {
+    it(`${c.label}, ${form === 'gram' ? 'Gram form on im2col XᵀX' : 'sampled images'}: ORT's output error with AdaQuant's weight at most round to nearest's`, async () => {
       const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
       // Images whose pixels share a few random factors: with independent pixels X^T X is a multiple of the
       // identity and round to nearest is already the best rounding.
@@ -375,8 +386,9 @@ describe('AdaQuant on Conv, scored by ONNX Runtime', () => {
       const w = randomValues(count(c.wDims), 32, 0.3);
       const s = spec({ bits: 4, signed: true, symmetric: true, granularity: { kind: 'channel', axis: 0 } });
       const r: SolveRequest = { node: 'conv/Conv', weight: 'W', values: w, dims: c.wDims, spec: s, reductionAxis: 1, channelAxis: 0, activation: 'X' };
-      const inputs: LayerInputs = { kind: 'conv', x, dims: c.xDims, conv: c.attrs };
+      const inputs: LayerInputs = form === 'gram' ? patchMoments(x, c) : { kind: 'conv', x, dims: c.xDims, conv: c.attrs };
       const res = adaquantLayer(r, inputs, { iterations: 150, batchSize: 8 });
+      assert.deepEqual(res.q.dims, c.wDims, "the codes come back in the Conv weight's dims");
       const session = await convSession(c.xDims, c.wDims, c.attrs);
       try {
         const y = async (weight: Float32Array) =>

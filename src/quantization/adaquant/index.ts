@@ -216,8 +216,25 @@ function drawBatch(random: () => number, pool: Int32Array, size: number): Int32A
   return pool.slice(0, size).sort();
 }
 
+/**
+ * A Conv weight [O, C, k1, ...] in Gram form: the 2-D problem [O, K] (K = C x kernel size, its stored layout) on
+ * the second moments of the input's im2col patches (calibration/conv-hessian.ts). One group only (a grouped Conv's
+ * outputs each read their own group's patches) and scales per channel or per tensor, whose layout does not depend
+ * on the weight's rank; the codes come back in the Conv's own dims.
+ */
+function convAsMatrix(r: SolveRequest, inputs: LayerInputs & { kind: 'gram' }, options: AdaquantOptions): AdaquantLayerResult {
+  const g = r.spec.granularity;
+  if (r.reductionAxis !== 1 || g?.kind === 'block' || (g?.kind === 'channel' && g.axis !== 0)) {
+    throw new QuantizationError(`node ${r.node}: AdaQuant: the Gram form takes a Conv weight reducing over axis 1 with scales per output channel or per tensor`, 'bad-option');
+  }
+  const k = r.dims.slice(1).reduce((a, b) => a * b, 1);
+  const res = adaquantLayer({ ...r, dims: [r.dims[0], k], reductionAxis: 1, channelAxis: 0 }, inputs, options);
+  return { ...res, q: { ...res.q, dims: [...r.dims] } };
+}
+
 /** AdaQuant on one layer; the tfjs backend must be selected (selectBackend). */
 export function adaquantLayer(r: SolveRequest, inputs: LayerInputs, options: AdaquantOptions = {}): AdaquantLayerResult {
+  if (inputs.kind === 'gram' && r.dims.length > 2) return convAsMatrix(r, inputs, options);
   const o = resolveOptions(options, inputs.kind === 'gram' ? 'gram' : 'rows');
   if (!backendSelected()) throw new OnnxCompressError('runtime', `node ${r.node}: AdaQuant needs a TensorFlow.js backend: call selectBackend() first`);
   const { outputs } = check(r, inputs);

@@ -27,7 +27,7 @@ export interface BlockData {
   /** XᵀX of a MatMul/Gemm input, with Σ x (AdaQuant's Gram form reads the mean). */
   hessian(activation: string): Hessian | undefined;
   /** A Conv node's XᵀX over its im2col patches, one per group (calibration/conv-hessian.ts), by the node's label. */
-  convHessians(node: string): readonly LayerHessian[] | undefined;
+  convHessians(node: string): readonly Hessian[] | undefined;
   samples(activation: string): ActivationSample | undefined;
   /** The float bias a node (by label) may have tuned (layerBiases); undefined when it has none of its own. */
   bias(node: string): LayerBias | undefined;
@@ -127,11 +127,15 @@ function inputsOf(r: SolveRequest, data: BlockData, node: NodeProto | undefined)
   if (!node || r.activation === undefined) return undefined;
   const bias = data.bias(r.node);
   const withBias = bias ? { bias: bias.values } : {};
+  const gram = (h: Hessian): LayerInputs => ({ kind: 'gram', h: h.h.map((v) => v / h.rows), mean: h.sum.map((v) => v / h.rows), rows: h.rows, ...withBias });
   if (GRAM_OPS.has(node.opType ?? '')) {
     const h = data.hessian(r.activation);
-    if (!h || h.rows === 0) return undefined;
-    return { kind: 'gram', h: h.h.map((v) => v / h.rows), mean: h.sum.map((v) => v / h.rows), rows: h.rows, ...withBias };
+    return h && h.rows > 0 ? gram(h) : undefined;
   }
+  // A one-group Conv with scales per channel or tensor also takes the Gram form, on its im2col patches' XᵀX;
+  // grouped Convs and blocked scales tune on sampled items.
+  const patches = node.opType === 'Conv' && r.spec.granularity.kind !== 'block' ? data.convHessians(r.node) : undefined;
+  if (patches?.length === 1 && patches[0].rows > 0) return gram(patches[0]);
   const sample = data.samples(r.activation);
   if (!sample || sample.units.length === 0) return undefined;
   const width = sample.units[0].values.length;
