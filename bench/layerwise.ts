@@ -13,6 +13,8 @@
 //     [--models tiny-llama,tiny-gpt2,byte-llama-12m] [--configs 'W4 g32,W3 g32'] [--methods rtn,gptq,gptq-parallel,adaquant,adaquant+bt]
 //     [--no-cnn | --cnn-only] [--adaquant-iterations N] [--adaquant-rows N] [--merge] [--results PATH] [--import PATH]
 //
+// --adaquant-rows bounds the sampled input of the layers AdaQuant tunes on samples (grouped Convs; MatMul, Gemm and
+// one-group Conv use every calibration row through XᵀX).
 // --merge keeps the rows of the results file that this run does not redo (a bench run in parts); --results PATH
 // writes elsewhere (parts run at the same time), and --import PATH runs nothing and merges that file's rows in.
 // Prints a table and writes bench/results/layerwise.json.
@@ -31,7 +33,7 @@ import { readScoringSet, resolveTextSet, type ScoringSet } from '../src/decoding
 import { loadModel } from '../src/onnx/model.js';
 import { quantizePass, type QuantizeOptions, type QuantizeReport } from '../src/passes/quantize.js';
 import { runPass } from '../src/passes/runner.js';
-import { DEFAULT_ADAQUANT_OPTIONS } from '../src/quantization/adaquant/index.js';
+import { DEFAULT_ADAQUANT_OPTIONS, GRAM_LEARNING_RATES } from '../src/quantization/adaquant/index.js';
 import { ADAQUANT_SAMPLE_ROWS } from '../src/quantization/layerwise/methods.js';
 import { Session, type Feeds } from '../src/runtime/session.js';
 import { writeTextAtomically } from '../src/util/atomic.js';
@@ -416,7 +418,9 @@ async function main(): Promise<void> {
       loadAverage1m: load,
       threads: args.threads,
       evaluation: { maxTokensPerSplit: args.maxTokens, window: WINDOW, stride: WINDOW / 2, splits: SPLITS.map((s) => `calibration-sets/${s}/evaluation.jsonl`) },
-      adaquant: { ...DEFAULT_ADAQUANT_OPTIONS, ...args.adaquant, mode: 'sequential' },
+      // MatMul/Gemm run the Gram form (its own learning rates, every calibration row); Conv the row form on
+      // sampleRows-bounded samples with the default rates.
+      adaquant: { ...DEFAULT_ADAQUANT_OPTIONS, gramLearningRates: GRAM_LEARNING_RATES, ...args.adaquant, mode: 'sequential' },
       seconds: (performance.now() - t) / 1000,
       lm: results.lm,
       goal,
