@@ -7,8 +7,9 @@
 // API (what the layer-wise pipeline calls):
 //   adaquantSolver(inputsFor, options) -> Promise<AdaquantSolver>
 //       selects the tfjs backend (options.backend, default 'auto'), then returns a WeightSolver. Its solve(request)
-//       asks inputsFor(request) for the layer's LayerInputs: for MatMul/Gemm { kind: 'gram', h: mean x xᵀ (K x K),
-//       mean: mean x, rows } (gram-problem.ts: every calibration row, full-batch Adam) or { kind: 'matmul',
+//       asks inputsFor(request) for the layer's LayerInputs: for MatMul/Gemm (and a one-group Conv, on its im2col
+//       patches) { kind: 'gram', h: mean x xᵀ (K x K), mean: mean x, rows } (gram-problem.ts: every calibration row,
+//       full-batch Adam) or { kind: 'matmul',
 //       x: [rows, K] row-major, rows } (mini-batches of captured rows), or for Conv { kind: 'conv', x: NCHW batch,
 //       dims, conv: { strides, pads, dilations, group, autoPad } }; optionally `bias` (the node's float bias,
 //       tuned) and, row forms only, `activation` (the input's static quantization { scale, zeroPoint, qmin, qmax },
