@@ -12,7 +12,8 @@ import type { NodeProto } from '../../onnx/types.js';
 import { adaquantSolver, type AdaquantSolverOptions, type ConvAttributes, type LayerInputs } from '../adaquant/index.js';
 import { tunableParameters } from '../bias-tuning.js';
 import { gptqSolver, type GptqLayerRecord, type GptqOptions, type LayerHessian } from '../gptq.js';
-import type { QuantPlan } from '../plan.js';
+import { weightSpec, type PlannedNode, type QuantPlan } from '../plan.js';
+import type { Granularity } from '../quantizers.js';
 import type { SolveRequest, WeightSolver } from '../solvers.js';
 
 /** The weight solvers a quantize run offers: round to nearest, or a layer-wise method. */
@@ -60,8 +61,8 @@ export interface LayerwiseMethod {
   readonly name: LayerwiseMethodName;
   /** Rows of an input the solver needs as a sample, for the nodes needsSamples accepts (a Conv's items: a budget of this many x 1024 values). */
   readonly sampleRows: number;
-  /** Whether a node of this op type needs its input sampled (absent: every node; XᵀX is collected for MatMul/Gemm whatever the method). */
-  needsSamples?(op: string): boolean;
+  /** Whether a planned node needs its input sampled (absent: every node; XᵀX is collected for MatMul/Gemm/Conv whatever the method). */
+  needsSamples?(p: PlannedNode): boolean;
   /** The solver of one block's weights; `nodes` finds a request's node (AdaQuant reads a Conv's attributes). */
   solver(data: BlockData, nodes: ReadonlyMap<string, NodeProto>): Promise<BlockSolver>;
 }
@@ -76,7 +77,17 @@ export const ADAQUANT_SAMPLE_ROWS = 2048;
 const GRAM_OPS = new Set(['MatMul', 'Gemm']);
 
 /**
- * AdaQuant (adaquant/index.ts): MatMul/Gemm on their input's XᵀX (the Gram form: every calibration row), Conv on
+ * Whether AdaQuant tunes a node on its input's second moments (the Gram form): MatMul/Gemm, and a one-group Conv
+ * with scales per channel or tensor (its im2col patches' XᵀX); grouped Convs and blocked Conv scales tune on
+ * sampled items, so only those need their input sampled.
+ */
+function tunesOnMoments(node: NodeProto, granularity: Granularity['kind']): boolean {
+  const op = node.opType ?? '';
+  return GRAM_OPS.has(op) || (op === 'Conv' && granularity !== 'block' && attrInt(node, 'group', 1) === 1);
+}
+
+/**
+ * AdaQuant (adaquant/index.ts): MatMul/Gemm and one-group Convs on their input's XᵀX (the Gram form: every calibration row), other Convs on
  * sampled items. The node's own bias is tuned with the weight and handed back for the written model; the input
  * scale is not tuned, since the writers do not store it.
  */
@@ -84,7 +95,7 @@ export function adaquantMethod(options: AdaquantSolverOptions = {}, sampleRows =
   return {
     name: 'adaquant',
     sampleRows,
-    needsSamples: (op) => !GRAM_OPS.has(op),
+    needsSamples: (p) => !tunesOnMoments(p.target.node, weightSpec(p).granularity.kind),
     async solver(data, nodes) {
       const inner = await adaquantSolver((r) => inputsOf(r, data, nodes.get(r.node)), options);
       const records: SolverRecord[] = [];
@@ -128,14 +139,10 @@ function inputsOf(r: SolveRequest, data: BlockData, node: NodeProto | undefined)
   const bias = data.bias(r.node);
   const withBias = bias ? { bias: bias.values } : {};
   const gram = (h: Hessian): LayerInputs => ({ kind: 'gram', h: h.h.map((v) => v / h.rows), mean: h.sum.map((v) => v / h.rows), rows: h.rows, ...withBias });
-  if (GRAM_OPS.has(node.opType ?? '')) {
-    const h = data.hessian(r.activation);
+  if (tunesOnMoments(node, r.spec.granularity.kind)) {
+    const h = node.opType === 'Conv' ? data.convHessians(r.node)?.[0] : data.hessian(r.activation);
     return h && h.rows > 0 ? gram(h) : undefined;
   }
-  // A one-group Conv with scales per channel or tensor also takes the Gram form, on its im2col patches' XᵀX;
-  // grouped Convs and blocked scales tune on sampled items.
-  const patches = node.opType === 'Conv' && r.spec.granularity.kind !== 'block' ? data.convHessians(r.node) : undefined;
-  if (patches?.length === 1 && patches[0].rows > 0) return gram(patches[0]);
   const sample = data.samples(r.activation);
   if (!sample || sample.units.length === 0) return undefined;
   const width = sample.units[0].values.length;

@@ -180,7 +180,7 @@ async function captureBlock(
   const hessians = new HessianAccumulator(hessianRequests);
   const convs = block.nodes.filter((p) => p.target.op === 'Conv');
   const convHessians = new ConvHessianAccumulator(convs.map((p) => ({ key: p.target.label, node: p.target.node, weightDims: p.target.weight.dims })));
-  const sampleRequests: SampleRequest[] = method.sampleRows > 0 ? block.nodes.filter((p) => method.needsSamples?.(p.target.op) ?? true).map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) })) : [];
+  const sampleRequests: SampleRequest[] = method.sampleRows > 0 ? block.nodes.filter((p) => method.needsSamples?.(p) ?? true).map((p) => ({ tensor: p.target.activation, unit: sampleUnitOf(p.target.node) })) : [];
   // Rows are sampled by count; a Conv's whole items by a budget of values (an image is far wider than a row).
   const rows = new ActivationSampler(sampleRequests.filter((r) => r.unit !== 'items'), { minUnits: Math.max(1, method.sampleRows), maxValues: 1, batches: Infinity, seed: options.seed ?? 0 });
   const items = new ActivationSampler(sampleRequests.filter((r) => r.unit === 'items'), { maxValues: Math.max(1, method.sampleRows) * 1024, minUnits: 8, batches: Infinity, seed: options.seed ?? 0 });
